@@ -35,8 +35,6 @@ STACK_DEFAULTS: dict[str, Any] = {
     "pg_port": 5432,
     "pg_user": "crm",
     "pg_password": "crm",
-    "mlflow_tracking_uri": "http://127.0.0.1:5000",
-    "prefect_api_url": "http://127.0.0.1:4200/api",
 }
 
 # In prod each of these must come from the environment: no silent fallback to a dev value.
@@ -107,7 +105,11 @@ class Settings(BaseSettings):
             return data
         profile = str(data.get("profile", Profile.LOCAL.value)).lower()
         if profile == Profile.STACK.value:
-            for key, value in STACK_DEFAULTS.items():
+            derived = {
+                "mlflow_tracking_uri": f"http://127.0.0.1:{data.get('mlflow_port', 5000)}",
+                "prefect_api_url": f"http://127.0.0.1:{data.get('prefect_port', 4200)}/api",
+            }
+            for key, value in (STACK_DEFAULTS | derived).items():
                 if data.get(key) in (None, ""):
                     data[key] = value
         return data

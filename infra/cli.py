@@ -1,0 +1,119 @@
+"""`crm`: the project's own commands (the stack, the pipeline steps, env exports).
+
+The tools' own CLIs (`feast`, `prefect`, `mlflow`, `bentoml`, `streamlit`) stay the way to drive
+those tools; this CLI only adds what is the project's own.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from infra.settings import Profile, Settings
+
+app = typer.Typer(help="crm-feature-platform: land, validate, featurize, train and serve.")
+stack_app = typer.Typer(help="The local stack without Docker (PostgreSQL, S3, MLflow, Prefect).")
+app.add_typer(stack_app, name="stack")
+console = Console()
+
+
+def load_settings() -> Settings:
+    """Settings for the active profile, or a clean exit naming what to fix."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        messages = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        console.print(f"[red]Invalid settings:[/red] {messages}")
+        raise typer.Exit(2) from exc
+
+
+def stack_settings() -> Settings:
+    """The stack's own settings: the active profile's, with stack defaults when it is `local`."""
+    settings = load_settings()
+    if settings.profile is Profile.LOCAL:
+        return Settings(profile=Profile.STACK)
+    return settings
+
+
+@stack_app.command("up")
+def stack_up() -> None:
+    """Start (or confirm) PostgreSQL, S3, MLflow and Prefect; idempotent."""
+    from infra.stack import Stack, StackError
+
+    stack = Stack(stack_settings())
+    try:
+        stack.up(on_event=lambda msg: console.print(f"  {msg}"))
+    except StackError as exc:
+        console.print(f"[red]stack up failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    _print_status(stack)
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop what `crm stack up` started (PostgreSQL, a system service, keeps running)."""
+    from infra.stack import Stack, StackError
+
+    try:
+        stopped = Stack(stack_settings()).down(on_event=lambda msg: console.print(f"  {msg}"))
+    except StackError as exc:
+        console.print(f"[red]stack down failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    if not stopped:
+        console.print("Nothing to stop: no service started by `crm stack up` is running.")
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """A table of service, URL and health; exit 1 if any service is unhealthy."""
+    from infra.stack import Stack
+
+    healthy = _print_status(Stack(stack_settings()))
+    if not healthy:
+        raise typer.Exit(1)
+
+
+@stack_app.command("logs")
+def stack_logs(
+    service: str = typer.Argument(None, help="postgresql, s3, mlflow or prefect; all if omitted"),
+    lines: int = typer.Option(40, "--lines", "-n"),
+) -> None:
+    """The last lines of each service's log under .stack/logs/."""
+    from infra.stack import Stack
+
+    stack = Stack(stack_settings())
+    names = [service] if service else [s.name for s in stack.services if s.command]
+    for name in names:
+        console.rule(name)
+        console.print(stack.tail(name, lines), markup=False, highlight=False)
+
+
+def _print_status(stack: object) -> bool:
+    from infra.stack import Stack
+
+    assert isinstance(stack, Stack)
+    table = Table(title="crm stack")
+    for column in ("service", "url", "health", "pid", "note"):
+        table.add_column(column)
+    statuses = stack.status()
+    for st in statuses:
+        health = "[green]healthy[/green]" if st.healthy else "[red]down[/red]"
+        table.add_row(st.name, st.url, health, str(st.pid or "-"), st.detail)
+    console.print(table)
+    return all(st.healthy for st in statuses)
+
+
+@app.command("env")
+def env(profile: Profile = typer.Option(None, help="Defaults to CRM_PROFILE.")) -> None:
+    """Print `export` lines so `feast`, `mlflow` and `prefect` CLIs use the active profile."""
+    settings = Settings(profile=profile) if profile else load_settings()
+    for name, value in settings.env_exports().items():
+        print(f"export {name}={shlex.quote(value)}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
