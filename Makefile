@@ -1,0 +1,81 @@
+# crm-feature-platform: `make help` lists the targets. Logic lives in the `crm` CLI and the tools'
+# own CLIs; these targets only wrap them.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+RUN := $(UV) run --frozen
+PYTEST_ARGS ?=
+
+.PHONY: help setup lint format test test-unit stack-up stack-down stack-status demo pipeline \
+	land validate features materialize train serve explorer deploy worker bench-serving clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: ## Install uv if missing, then the locked environment (uv sync --frozen)
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --frozen
+
+lint: setup ## ruff check, ruff format --check, mypy
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy infra ingestion validation feature_tables training flows serving
+
+format: setup ## Apply ruff's fixes and formatting
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+test: setup ## The whole suite: unit, then integration against a real local stack
+	$(RUN) pytest $(PYTEST_ARGS)
+
+test-unit: setup ## Unit tests only (no services)
+	$(RUN) pytest -m unit $(PYTEST_ARGS)
+
+stack-up: setup ## Start PostgreSQL, S3 (SeaweedFS), MLflow and Prefect without Docker
+	$(RUN) crm stack up
+
+stack-down: setup ## Stop what stack-up started
+	$(RUN) crm stack down
+
+stack-status: setup ## Health of the local stack
+	$(RUN) crm stack status
+
+demo: setup ## The whole path on the embedded profile (pipeline issue: runs what has landed so far)
+	$(RUN) crm demo
+
+pipeline: setup ## land -> validate -> features -> materialize -> train (pipeline issue)
+	$(RUN) crm pipeline
+
+land: setup ## Land synthetic data into the lake (SOURCE=kaggle|dir:PATH to change)
+	$(RUN) crm land --source $(or $(SOURCE),synthetic)
+
+validate: setup ## Validate the latest landed snapshot against the data contracts
+	$(RUN) crm validate
+
+features: setup ## Compute point-in-time feature tables (feature-store issue)
+	$(RUN) crm features
+
+materialize: setup ## feast apply + materialize-incremental (feature-store issue)
+	$(RUN) crm materialize
+
+train: setup ## Train, log to MLflow, gate the registry (training issue)
+	$(RUN) crm train
+
+serve: setup ## BentoML scoring service (serving issue: not built yet)
+	$(RUN) bentoml serve serving.service:Scorer
+
+explorer: setup ## Streamlit explorer (explorer issue: not built yet)
+	$(RUN) streamlit run serving/explorer/app.py
+
+deploy: setup ## Register the Prefect deployments with the stack's server (pipeline issue)
+	$(RUN) prefect deploy --all
+
+worker: setup ## Start a Prefect process worker (pipeline issue)
+	$(RUN) prefect worker start --pool crm-process-pool --type process
+
+bench-serving: setup ## Serving benchmark into bench/results/ (serving issue: not built yet)
+	$(RUN) python -m bench.serving
+
+clean: ## Remove local state (.crm/, .stack*/), not the environment
+	rm -rf .crm .crm-test .stack-test
