@@ -12,6 +12,8 @@ the commit; a crash leaves orphans that the next publish of the same manifest re
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import io
 import json
 import os
@@ -153,7 +155,7 @@ class Lake:
         for info in sorted(files, key=lambda i: i.path):
             yield ObjectInfo(key=info.path[start:], size=info.size or 0)
 
-    def list_partitions(self, prefix: str, name: str) -> list[str]:
+    def list_partitions(self, prefix: str, name: str) -> builtins.list[str]:
         """Values of `name=` partition folders directly under `prefix` (e.g. snapshots)."""
         selector = pafs.FileSelector(self.path(prefix), recursive=False, allow_not_found=True)
         infos = self._retry(f"list {prefix}", lambda: self.fs.get_file_info(selector))
@@ -243,10 +245,8 @@ class Lake:
                 out.write(data)
 
     def _delete_file(self, key: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.fs.delete_file(self.path(key))
-        except FileNotFoundError:
-            pass
 
     def _retry(self, what: str, op: Callable[[], T], *, retry_missing: bool = False) -> T:
         delay = self.backoff_s

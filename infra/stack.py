@@ -338,7 +338,9 @@ class Stack:
             return False
 
     def _start_postgres(self) -> None:
-        versions = sorted(Path("/etc/postgresql").glob("*")) if Path("/etc/postgresql").exists() else []
+        versions = (
+            sorted(Path("/etc/postgresql").glob("*")) if Path("/etc/postgresql").exists() else []
+        )
         if not versions or not shutil.which("pg_ctlcluster"):
             raise StackError(
                 f"Nothing answers at {self.settings.pg_admin_dsn} and no PostgreSQL is installed. "
@@ -356,10 +358,13 @@ class Stack:
 
         s = self.settings
         password = s.secret("pg_password")
+        user = s.secret("pg_user")
         with psycopg.connect(s.pg_admin_dsn, autocommit=True) as con:
-            role = con.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (s.pg_user,)).fetchone()
-            statement = "ALTER ROLE {} LOGIN PASSWORD {}" if role else "CREATE ROLE {} LOGIN PASSWORD {}"
-            con.execute(sql.SQL(statement).format(sql.Identifier(s.pg_user), sql.Literal(password)))
+            role = con.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
+            statement = (
+                "ALTER ROLE {} LOGIN PASSWORD {}" if role else "CREATE ROLE {} LOGIN PASSWORD {}"
+            )
+            con.execute(sql.SQL(statement).format(sql.Identifier(user), sql.Literal(password)))
             for database in s.pg_databases:
                 exists = con.execute(
                     "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
@@ -367,7 +372,7 @@ class Stack:
                 if not exists:
                     con.execute(
                         sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                            sql.Identifier(database), sql.Identifier(s.pg_user)
+                            sql.Identifier(database), sql.Identifier(user)
                         )
                     )
 

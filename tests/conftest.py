@@ -34,7 +34,9 @@ TEST_STACK_ENV = {
 }
 
 
-def crm(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def crm(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """Run the project's CLI as a user would."""
     return subprocess.run(
         [str(Path(sys.executable).parent / "crm"), *args],

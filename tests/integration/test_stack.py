@@ -57,7 +57,9 @@ def test_buckets_exist_and_anonymous_access_is_refused(stack_settings: Settings)
 
 def test_parquet_written_by_pyarrow_is_read_by_duckdb_over_httpfs(stack_settings: Settings) -> None:
     table = pa.table({"id": list(range(50_000)), "name": [f"n{i}" for i in range(50_000)]})
-    pq.write_table(table, "data-lake/tests/duck/part.parquet", filesystem=s3_filesystem(stack_settings))
+    pq.write_table(
+        table, "data-lake/tests/duck/part.parquet", filesystem=s3_filesystem(stack_settings)
+    )
     con = duck.connect(stack_settings)
     count, total = con.execute(
         "SELECT count(*), sum(id) FROM read_parquet('s3://data-lake/tests/duck/part.parquet')"
@@ -91,7 +93,9 @@ def run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[st
     )
 
 
-def test_mlflow_run_artifact_lands_in_the_s3_bucket(stack_settings: Settings, tmp_path: Path) -> None:
+def test_mlflow_run_artifact_lands_in_the_s3_bucket(
+    stack_settings: Settings, tmp_path: Path
+) -> None:
     env = stack_settings.env_exports()
     result = run_python(
         """

@@ -70,7 +70,9 @@ def test_a_publish_that_dies_midway_is_invisible(lake: Lake) -> None:
             raise RuntimeError("connection lost")
 
     with pytest.raises(RuntimeError):
-        lake.publish(MANIFEST, {KEY: pa.table({"a": [7, 8]}), other: pa.table({"p": [1]})}, on_object=die)
+        lake.publish(
+            MANIFEST, {KEY: pa.table({"a": [7, 8]}), other: pa.table({"p": [1]})}, on_object=die
+        )
     # readers still see the old, complete snapshot
     assert lake.read_published(MANIFEST, KEY).to_pydict() == {"a": [1]}
     assert other not in lake.read_manifest(MANIFEST).objects
