@@ -6,7 +6,10 @@ those tools; this CLI only adds what is the project's own.
 
 from __future__ import annotations
 
+import json
 import shlex
+from collections.abc import Callable
+from typing import Any
 
 import typer
 from pydantic import ValidationError
@@ -105,6 +108,92 @@ def _print_status(stack: object) -> bool:
         table.add_row(st.name, st.url, health, str(st.pid or "-"), st.detail)
     console.print(table)
     return all(st.healthy for st in statuses)
+
+
+def run_step(name: str, step: Callable[[], Any]) -> Any:
+    """Run a pipeline step; errors written for users are printed without a traceback."""
+    from infra.runtime import prepare_process, user_errors
+
+    prepare_process(load_settings())
+    try:
+        return step()
+    except user_errors() as exc:
+        console.print(f"[red]{name} failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
+def print_summary(title: str, summary: Any, as_json: bool = False) -> None:
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+        return
+    table = Table(title=title, show_header=False)
+    for key, value in (summary or {}).items():
+        shown = json.dumps(value, default=str) if isinstance(value, dict | list) else str(value)
+        table.add_row(str(key), shown)
+    console.print(table)
+
+
+@app.command("land")
+def land(
+    source: str = typer.Option("synthetic", help="synthetic | kaggle | dir:PATH"),
+    snapshot: str = typer.Option(None, help="YYYY-MM-DD; today (UTC) by default"),
+    opportunities: int = typer.Option(None, help="Synthetic only: number of opportunities"),
+    seed: int = typer.Option(42, help="Synthetic only: random seed"),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
+) -> None:
+    """Land a source as a raw snapshot in the lake (Prefect flow `land`)."""
+
+    def step() -> Any:
+        from flows.land import land as land_flow
+
+        return land_flow(source=source, snapshot=snapshot, opportunities=opportunities, seed=seed)
+
+    print_summary("landed", run_step("land", step), as_json)
+
+
+@app.command("validate")
+def validate(
+    snapshot: str = typer.Option(None, help="YYYY-MM-DD; the latest landed one by default"),
+    threshold: float = typer.Option(0.9, envvar="CRM_QUALITY_THRESHOLD", help="Minimum score"),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
+) -> None:
+    """Check a landed snapshot against the data contracts; gate downstream (flow `validate`)."""
+
+    def step() -> Any:
+        from flows.validate import validate as validate_flow
+
+        return validate_flow(snapshot=snapshot, threshold=threshold)
+
+    print_summary("validated", run_step("validate", step), as_json)
+
+
+@app.command("features")
+def features(
+    snapshot: str = typer.Option(None, help="YYYY-MM-DD; the latest validated one by default"),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
+) -> None:
+    """Compute point-in-time feature tables into the lake (flow `features`)."""
+
+    def step() -> Any:
+        from flows.features import features as features_flow
+
+        return features_flow(snapshot=snapshot)
+
+    print_summary("feature rows per view", run_step("features", step), as_json)
+
+
+@app.command("materialize")
+def materialize(
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
+) -> None:
+    """`feast apply` and materialise-incremental into the online store (flow `materialize`)."""
+
+    def step() -> Any:
+        from flows.materialize import materialize_flow
+
+        return materialize_flow()
+
+    print_summary("materialised entities per view", run_step("materialize", step), as_json)
 
 
 @app.command("env")

@@ -1,0 +1,42 @@
+"""Prefect flow `land`: read a source and publish it as one raw snapshot of the lake."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from infra.lake import Lake
+from infra.settings import get_settings
+from ingestion import landing
+from ingestion.sources import SourceData, load_source
+
+
+# NO_CACHE: the inputs/outputs are whole tables; hashing them for a cache key would cost more
+# than reading the source again.
+@task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def read_source(source: str, opportunities: int | None, seed: int) -> SourceData:
+    """Read the four tables (synthetic, Kaggle or a CSV folder)."""
+    return load_source(source, opportunities=opportunities, seed=seed)
+
+
+@task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def publish_snapshot(data: SourceData, snapshot: str) -> dict[str, Any]:
+    """Publish the tables under one manifest; the lake retries S3 calls itself, this retries all."""
+    lake = Lake.from_settings(get_settings())
+    result = landing.land(lake, data, snapshot, code_version=landing.code_version())
+    return result.summary()
+
+
+@flow(name="land")
+def land(
+    source: str = "synthetic",
+    snapshot: str | None = None,
+    opportunities: int | None = None,
+    seed: int = 42,
+) -> dict[str, Any]:
+    """Land `source` as raw snapshot `snapshot` (today, UTC, by default)."""
+    snapshot = landing.check_snapshot(snapshot or landing.today())
+    data = read_source(source, opportunities, seed)
+    return publish_snapshot(data, snapshot)

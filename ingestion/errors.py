@@ -1,0 +1,15 @@
+"""Errors of the ingestion package.
+
+`SourceError` is the package's one base exception, so a caller (the CLI, a flow) can catch every
+ingestion failure with one clause. Messages name the file or snapshot, the problem and what to do.
+"""
+
+from __future__ import annotations
+
+
+class SourceError(RuntimeError):
+    """Data could not be read from a source or landed; the message says what to do."""
+
+
+class LandingError(SourceError):
+    """A snapshot could not be landed or read back from the lake."""
