@@ -196,6 +196,27 @@ def materialize(
     print_summary("materialised entities per view", run_step("materialize", step), as_json)
 
 
+@app.command("train")
+def train(
+    snapshot: str = typer.Option(None, help="YYYY-MM-DD; the latest validated one by default"),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON"),
+) -> None:
+    """Train baseline + XGBoost on Feast point-in-time data; MLflow + gated registry (flow `train`)."""
+
+    def step() -> Any:
+        from flows.train import train as train_flow
+
+        return train_flow(snapshot=snapshot)
+
+    summary = run_step("train", step)
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        from training.run import print_summary as print_training
+
+        print_training(summary, console)
+
+
 @app.command("env")
 def env(profile: Profile = typer.Option(None, help="Defaults to CRM_PROFILE.")) -> None:
     """Print `export` lines so `feast`, `mlflow` and `prefect` CLIs use the active profile."""

@@ -18,7 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -203,6 +203,11 @@ class Stack:
             ),
         ]
 
+    def _select(self, only: Iterable[str] | None) -> list[Service]:
+        if only is None:
+            return self.services
+        return [self.service(name) for name in only]
+
     def service(self, name: str) -> Service:
         for svc in self.services:
             if svc.name == name:
@@ -211,11 +216,16 @@ class Stack:
         raise StackError(f"No service {name!r}; the stack has {names}.")
 
     # --- up -----------------------------------------------------------------------------------
-    def up(self, on_event: Callable[[str], None] = lambda _msg: None) -> list[StartReport]:
+    def up(
+        self,
+        on_event: Callable[[str], None] = lambda _msg: None,
+        only: Iterable[str] | None = None,
+    ) -> list[StartReport]:
+        """Start every service (or `only` those named) that is not already healthy."""
         (self.root / "pids").mkdir(parents=True, exist_ok=True)
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
         reports = []
-        for svc in self.services:
+        for svc in self._select(only):
             start = time.monotonic()
             if svc.healthy():
                 action = "already running"
@@ -274,9 +284,14 @@ class Stack:
         )
 
     # --- down ---------------------------------------------------------------------------------
-    def down(self, on_event: Callable[[str], None] = lambda _msg: None) -> list[str]:
+    def down(
+        self,
+        on_event: Callable[[str], None] = lambda _msg: None,
+        only: Iterable[str] | None = None,
+    ) -> list[str]:
+        """Stop the services `up` started (or `only` those named), newest first."""
         stopped = []
-        for svc in reversed(self.services):
+        for svc in reversed(self._select(only)):
             pid = self._pid(svc.name)
             if pid is None:
                 continue
