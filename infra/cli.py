@@ -201,7 +201,7 @@ def train(
     snapshot: str = typer.Option(None, help="YYYY-MM-DD; the latest validated one by default"),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON"),
 ) -> None:
-    """Train baseline + XGBoost on Feast point-in-time data; MLflow + gated registry (flow `train`)."""
+    """Train baseline + XGBoost on Feast data; log to MLflow; gate the registry (flow `train`)."""
 
     def step() -> Any:
         from flows.train import train as train_flow
