@@ -1,0 +1,42 @@
+"""Prefect flow `validate`: check a landed snapshot and publish it only if it passes the gate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from infra.lake import Lake
+from infra.settings import get_settings
+from ingestion.landing import list_snapshots
+from validation.errors import SnapshotNotLandedError
+from validation.gate import DEFAULT_THRESHOLD, ensure_valid
+from validation.result import ValidationResult
+from validation.run import validate_snapshot
+
+
+def latest_landed_snapshot(lake: Lake) -> str:
+    """The newest snapshot with a committed raw manifest."""
+    snapshots = list_snapshots(lake)
+    if not snapshots:
+        raise SnapshotNotLandedError(f"No landed snapshot in {lake.where}: run `crm land` first.")
+    return snapshots[-1]
+
+
+@task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def run_validation(snapshot: str | None, threshold: float) -> ValidationResult:
+    """Validate the snapshot; writes quarantine and report, publishes validated/ if it passes."""
+    lake = Lake.from_settings(get_settings())
+    return validate_snapshot(lake, snapshot or latest_landed_snapshot(lake), threshold=threshold)
+
+
+@flow(name="validate")
+def validate(snapshot: str | None = None, threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
+    """Validate `snapshot` (the latest landed one by default) and stop the run if it fails.
+
+    `threshold` is the minimum quality score; deployments set it from `CRM_QUALITY_THRESHOLD`.
+    """
+    result = run_validation(snapshot, threshold)
+    ensure_valid(result)
+    return result.summary()

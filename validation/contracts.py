@@ -1,0 +1,207 @@
+"""pandera data contracts for the four tables: types, ranges, allowed values, unique ids.
+
+Each column check carries a rule id (`<table>.<column>.<rule>`); `check_contract` runs a schema
+lazily and turns pandera's failure cases into findings whose `rows` are the offending positions.
+Conditional rules (an open deal may lack an account, a Prospecting deal has no engage_date) are
+not expressible per column and live in `validation.rules`; here those columns are nullable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from ingestion.tables import ACCOUNTS, DEAL_STAGES, PRODUCTS, SALES_PIPELINE, SALES_TEAMS
+from validation.findings import MAX_EXAMPLES, Finding, Severity, jsonable
+
+REGIONAL_OFFICES = ("Central", "East", "West")
+PRODUCT_SERIES = ("GTX", "MG", "GTK")
+YEAR_ESTABLISHED_RANGE = (1800, 2100)
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    """One named check on one column; `name` becomes the rule id's last part."""
+
+    name: str
+    check: pa.Check
+    message: str
+
+
+@dataclass(frozen=True)
+class ColumnContract:
+    dtype: object
+    nullable: bool = False
+    unique: bool = False
+    rules: tuple[ColumnRule, ...] = ()
+
+
+def _rule(name: str, check: pa.Check, message: str) -> ColumnRule:
+    return ColumnRule(name, check, message)
+
+
+CONTRACTS: dict[str, dict[str, ColumnContract]] = {
+    ACCOUNTS: {
+        "account": ColumnContract(str, unique=True),
+        "sector": ColumnContract(str),
+        "year_established": ColumnContract(
+            "Int64",
+            rules=(
+                _rule(
+                    "plausible",
+                    pa.Check.in_range(*YEAR_ESTABLISHED_RANGE),
+                    f"year_established outside {YEAR_ESTABLISHED_RANGE}",
+                ),
+            ),
+        ),
+        "revenue": ColumnContract(
+            float, rules=(_rule("non_negative", pa.Check.ge(0), "revenue is negative"),)
+        ),
+        "employees": ColumnContract(
+            "Int64", rules=(_rule("non_negative", pa.Check.ge(0), "employees is negative"),)
+        ),
+        "office_location": ColumnContract(str),
+        "subsidiary_of": ColumnContract(str, nullable=True),
+    },
+    PRODUCTS: {
+        "product": ColumnContract(str, unique=True),
+        "series": ColumnContract(
+            str,
+            rules=(
+                _rule(
+                    "allowed",
+                    pa.Check.isin(PRODUCT_SERIES),
+                    f"series is not one of {', '.join(PRODUCT_SERIES)}",
+                ),
+            ),
+        ),
+        "sales_price": ColumnContract(
+            "Int64", rules=(_rule("positive", pa.Check.gt(0), "sales_price is not > 0"),)
+        ),
+    },
+    SALES_TEAMS: {
+        "sales_agent": ColumnContract(str, unique=True),
+        "manager": ColumnContract(str),
+        "regional_office": ColumnContract(
+            str,
+            rules=(
+                _rule(
+                    "allowed",
+                    pa.Check.isin(REGIONAL_OFFICES),
+                    f"regional_office is not one of {', '.join(REGIONAL_OFFICES)}",
+                ),
+            ),
+        ),
+    },
+    SALES_PIPELINE: {
+        "opportunity_id": ColumnContract(str, unique=True),
+        "sales_agent": ColumnContract(str),
+        "product": ColumnContract(str),
+        "account": ColumnContract(str, nullable=True),
+        "deal_stage": ColumnContract(
+            str,
+            rules=(
+                _rule(
+                    "allowed",
+                    pa.Check.isin(DEAL_STAGES),
+                    f"deal_stage is not one of {', '.join(DEAL_STAGES)}",
+                ),
+            ),
+        ),
+        "engage_date": ColumnContract("datetime64[ns]", nullable=True),
+        "close_date": ColumnContract("datetime64[ns]", nullable=True),
+        "close_value": ColumnContract(
+            "Int64",
+            nullable=True,
+            rules=(_rule("non_negative", pa.Check.ge(0), "close_value is negative"),),
+        ),
+    },
+}
+
+# pandera's own checks -> our rule name and message
+_BUILTIN = {
+    "not_nullable": ("not_null", "required value is empty"),
+    "field_uniqueness": ("unique", "id is not unique (every occurrence is quarantined)"),
+}
+
+
+def schema(table: str) -> pa.DataFrameSchema:
+    """The pandera schema of `table` (columns beyond the contract are left alone)."""
+    columns = {
+        name: pa.Column(
+            c.dtype,
+            checks=[r.check for r in c.rules],
+            nullable=c.nullable,
+            unique=c.unique,
+            name=name,
+        )
+        for name, c in CONTRACTS[table].items()
+    }
+    return pa.DataFrameSchema(columns, name=table, strict=False)
+
+
+def check_contract(table: str, frame: pd.DataFrame) -> list[Finding]:
+    """Validate `frame` lazily; one error finding per failed (column, check)."""
+    try:
+        schema(table).validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        return _findings(table, frame, exc.failure_cases)
+    return []
+
+
+def _findings(table: str, frame: pd.DataFrame, cases: pd.DataFrame) -> list[Finding]:
+    findings: list[Finding] = []
+    checks = cases["check"].astype(str)
+    # Table-level failures (a missing column) name the schema, not a column.
+    columns = cases["column"].where(checks != "column_in_dataframe", None).fillna("")
+    cases = cases.assign(column=columns, check=checks)
+    for (column, check, number), group in cases.groupby(
+        ["column", "check", pd.to_numeric(cases["check_number"], errors="coerce").fillna(-1)],
+        sort=True,
+        dropna=False,
+    ):
+        name, message = _describe(table, str(column), str(check), int(float(str(number))))
+        positions = group["index"].dropna().astype(np.int64).unique()
+        has_rows = len(positions) > 0
+        examples: list = (
+            [jsonable(v) for v in group["failure_case"].head(MAX_EXAMPLES)]
+            if not has_rows or not column
+            else _examples(frame, positions, str(column))
+        )
+        findings.append(
+            Finding(
+                rule_id=f"{table}.{column or 'table'}.{name}",
+                table=table,
+                severity=Severity.ERROR,
+                count=len(positions) if has_rows else len(group),
+                message=message,
+                examples=examples,
+                rows=positions if has_rows else None,
+            )
+        )
+    return findings
+
+
+def _describe(table: str, column: str, check: str, number: int) -> tuple[str, str]:
+    if check in _BUILTIN:
+        name, message = _BUILTIN[check]
+        return name, f"{table}.{column}: {message}"
+    if check.startswith("dtype("):
+        expected = CONTRACTS[table][column].dtype if column in CONTRACTS[table] else "?"
+        return "dtype", f"{table}.{column}: values are not of type {expected}"
+    if check == "column_in_dataframe":
+        return "missing_column", f"{table} lacks a contract column"
+    rules = CONTRACTS[table][column].rules if column in CONTRACTS[table] else ()
+    if 0 <= number < len(rules):
+        return rules[number].name, f"{table}.{column}: {rules[number].message}"
+    return check, f"{table}.{column}: failed {check}"
+
+
+def _examples(frame: pd.DataFrame, positions: np.ndarray, column: str) -> list:
+    key = frame.columns[0]
+    sample = frame.iloc[positions[:MAX_EXAMPLES]]
+    columns = [key] if column == key else [key, column]
+    return [{k: jsonable(v) for k, v in row.items()} for row in sample[columns].to_dict("records")]
