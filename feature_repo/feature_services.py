@@ -1,0 +1,26 @@
+"""What each use case asks Feast for, by name (never a hand-kept field list)."""
+
+from feast import FeatureService
+
+from feature_repo.features.account import account_daily_stats_fv, account_profile_fv
+from feature_repo.features.product import product_daily_stats_fv, product_profile_fv
+from feature_repo.features.sales_agent import sales_agent_daily_stats_fv, sales_agent_profile_fv
+from feature_repo.on_demand import opportunity_request_features
+
+# Everything known about an open deal's agent, account and product at scoring time, plus the
+# request-time features. Not the opportunity view: its stage would leak the outcome.
+opportunity_scoring_v1 = FeatureService(
+    name="opportunity_scoring_v1",
+    features=[
+        sales_agent_daily_stats_fv,
+        account_daily_stats_fv,
+        product_daily_stats_fv,
+        sales_agent_profile_fv,
+        account_profile_fv,
+        product_profile_fv,
+        opportunity_request_features,
+    ],
+    description="Features a win-probability model uses to score an open opportunity.",
+    owner="crm-feature-platform",
+    tags={"use_case": "opportunity_scoring", "version": "1"},
+)

@@ -1,0 +1,289 @@
+"""Point-in-time entity feature tables, computed with DuckDB SQL over the validated snapshot.
+
+Time rule: every fact dated day `d` (an engagement, a close) becomes known at the *end* of `d`, so
+rows describing day `d` carry `event_timestamp = d 23:59:59 UTC`. A deal closed on `d` therefore
+counts in the row of `d` and later rows, never earlier ones, and a label timestamped at the start
+of its engage day (00:00) can never see its own outcome, even when it closed the same day.
+
+Windows: `<stat>_30d` on day `t` covers days `t-29 .. t` (30 calendar days including `t`); likewise
+90d and 365d; `_all` covers everything up to and including `t`.
+
+Win rates are smoothed toward the global win rate as of the same day:
+`win_rate = (won + K * global) / (closed + K)` with `K = SMOOTHING_K = 10`, where
+`global = global_won_all / global_closed_all` over every deal closed up to `t`, or
+`GLOBAL_PRIOR = 0.5` before anything has closed. A new entity thus starts at the global rate and
+moves toward its own rate as deals close, instead of jumping to 0 or 1 after one deal.
+
+Open pipeline: a deal is open from its engage date up to the day before its close date (or up to
+`as_of_end` when still open); Prospecting deals have no engage date and are not in the pipeline.
+`open_pipeline_value` is the sum of the products' list prices (`products.sales_price`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from feature_tables.errors import FeatureTablesError
+from infra.lake import Lake
+from ingestion.tables import ACCOUNTS, PRODUCTS, SALES_PIPELINE, SALES_TEAMS
+
+SMOOTHING_K = 10
+GLOBAL_PRIOR = 0.5
+WINDOWS_DAYS: tuple[int, ...] = (30, 90, 365)
+# Static profiles are valid "forever": stamped before every date in the data.
+PROFILE_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
+END_OF_DAY = "INTERVAL '23:59:59'"
+
+STATS_VIEWS: dict[str, str] = {
+    "sales_agent_daily_stats": "sales_agent",
+    "account_daily_stats": "account",
+    "product_daily_stats": "product",
+}
+PROFILE_VIEWS: dict[str, str] = {
+    "sales_agent_profile": "sales_agent",
+    "account_profile": "account",
+    "product_profile": "product",
+}
+OPPORTUNITY_VIEW = "opportunity"
+VIEWS: tuple[str, ...] = (*STATS_VIEWS, *PROFILE_VIEWS, OPPORTUNITY_VIEW)
+
+# Where each entity's members are listed besides the pipeline.
+_ENTITY_TABLES = {"sales_agent": SALES_TEAMS, "account": ACCOUNTS, "product": PRODUCTS}
+
+
+def feature_key(view: str) -> str:
+    """Lake key of a feature view's single Parquet object."""
+    return f"features/{view}/{view}.parquet"
+
+
+def compute_feature_tables(
+    tables: Mapping[str, pd.DataFrame | pa.Table], *, as_of_end: date | None = None
+) -> dict[str, pd.DataFrame]:
+    """Every feature view's rows from one validated snapshot (view name -> DataFrame).
+
+    `as_of_end` is the snapshot date: daily rows run up to it and facts dated later are ignored.
+    It defaults to the last engage/close date in the data.
+    """
+    missing = [t for t in (SALES_PIPELINE, ACCOUNTS, PRODUCTS, SALES_TEAMS) if t not in tables]
+    if missing:
+        raise FeatureTablesError(
+            f"Feature tables need the tables {missing}: pass all four validated tables "
+            "(read them with lake.read_published(validated_manifest_key(snapshot), ...))."
+        )
+    con = duckdb.connect()
+    try:
+        con.execute("SET threads TO 2")
+        _load(con, tables)
+        start, last = con.execute(
+            "SELECT least(min(engage_date), min(close_date)), "
+            "greatest(max(engage_date), max(close_date)) FROM deals"
+        ).fetchone() or (None, None)
+        if start is None:
+            raise FeatureTablesError(
+                "sales_pipeline has no engage or close dates: nothing to build features from; "
+                "check that the validated snapshot is not empty."
+            )
+        end = as_of_end or last
+        if end < start:
+            raise FeatureTablesError(
+                f"as_of_end {end} is before the first date in the data ({start}): "
+                "pass a later snapshot date."
+            )
+        _global_rates(con, start, end)
+        out: dict[str, pd.DataFrame] = {}
+        for view, key in STATS_VIEWS.items():
+            out[view] = _fetch(con, _stats_sql(key, start, end), [key])
+        out.update(_profiles(con))
+        out[OPPORTUNITY_VIEW] = _fetch(con, _opportunity_sql(end), ["opportunity_id"])
+        return out
+    finally:
+        con.close()
+
+
+def write_feature_tables(lake: Lake, tables: Mapping[str, pd.DataFrame]) -> dict[str, int]:
+    """Write each view as one Parquet object (atomic per object); returns rows per view."""
+    rows: dict[str, int] = {}
+    for view, frame in tables.items():
+        lake.write_parquet(feature_key(view), pa.Table.from_pandas(frame, preserve_index=False))
+        rows[view] = len(frame)
+    return rows
+
+
+# --- SQL -------------------------------------------------------------------------------------
+def _load(con: duckdb.DuckDBPyConnection, tables: Mapping[str, pd.DataFrame | pa.Table]) -> None:
+    for name in (SALES_PIPELINE, ACCOUNTS, PRODUCTS, SALES_TEAMS):
+        data = tables[name]
+        con.register(f"src_{name}", data)
+    con.execute(
+        f"""
+        CREATE TEMP TABLE deals AS
+        SELECT CAST(p.opportunity_id AS VARCHAR) AS opportunity_id,
+               p.sales_agent, p.product, p.account, p.deal_stage,
+               CAST(p.engage_date AS DATE) AS engage_date,
+               CAST(p.close_date AS DATE) AS close_date,
+               CAST(COALESCE(pr.sales_price, 0) AS BIGINT) AS list_price,
+               p.deal_stage IN ('Won', 'Lost') AND p.close_date IS NOT NULL AS is_closed
+        FROM src_{SALES_PIPELINE} p
+        LEFT JOIN (SELECT DISTINCT product, sales_price FROM src_{PRODUCTS}) pr
+          ON pr.product = p.product
+        """
+    )
+
+
+def _days_sql(start: date, end: date) -> str:
+    return (
+        f"SELECT CAST(unnest(generate_series(DATE '{start}', DATE '{end}', INTERVAL 1 DAY)) "
+        "AS DATE) AS day"
+    )
+
+
+def _global_rates(con: duckdb.DuckDBPyConnection, start: date, end: date) -> None:
+    """Global win rate as of each day, over every closed deal (whatever its entities)."""
+    con.execute(
+        f"""
+        CREATE TEMP TABLE global_rate AS
+        WITH daily AS (
+            SELECT close_date AS day, count(*) AS closed,
+                   count(*) FILTER (WHERE deal_stage = 'Won') AS won
+            FROM deals WHERE is_closed GROUP BY close_date
+        ), cum AS (
+            SELECT d.day,
+                   CAST(sum(coalesce(x.closed, 0)) OVER (ORDER BY d.day) AS BIGINT) AS closed,
+                   CAST(sum(coalesce(x.won, 0)) OVER (ORDER BY d.day) AS BIGINT) AS won
+            FROM ({_days_sql(start, end)}) d LEFT JOIN daily x USING (day)
+        )
+        SELECT day, CASE WHEN closed = 0 THEN {GLOBAL_PRIOR}
+                         ELSE CAST(won AS DOUBLE) / closed END AS rate
+        FROM cum
+        """
+    )
+
+
+def _stats_sql(key: str, start: date, end: date) -> str:
+    entity_table = _ENTITY_TABLES[key]
+    frames = {f"{w}d": f"ROWS BETWEEN {w - 1} PRECEDING AND CURRENT ROW" for w in WINDOWS_DAYS}
+    frames["all"] = "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+    window_defs = ", ".join(
+        f"w_{name} AS (PARTITION BY key ORDER BY day {frame})" for name, frame in frames.items()
+    )
+    sums = []
+    for name in frames:
+        sums += [
+            f"CAST(sum(closed) OVER w_{name} AS BIGINT) AS closed_{name}",
+            f"CAST(sum(won) OVER w_{name} AS BIGINT) AS won_{name}",
+        ]
+    rates = [
+        f"(won_{n} + {SMOOTHING_K} * g.rate) / (closed_{n} + {SMOOTHING_K}) AS win_rate_{n}"
+        for n in frames
+    ]
+    columns = []
+    for n in frames:
+        columns += [f"closed_{n}", f"won_{n}", f"win_rate_{n}"]
+    return f"""
+        WITH ents AS (
+            SELECT {key} AS key FROM src_{entity_table} WHERE {key} IS NOT NULL
+            UNION SELECT {key} FROM deals WHERE {key} IS NOT NULL
+        ), events AS (
+            SELECT {key} AS key, close_date AS day, 1 AS closed,
+                   CASE WHEN deal_stage = 'Won' THEN 1 ELSE 0 END AS won,
+                   0 AS engaged, 0 AS open_delta, CAST(0 AS BIGINT) AS value_delta
+            FROM deals WHERE {key} IS NOT NULL AND is_closed
+            UNION ALL
+            SELECT {key}, engage_date, 0, 0, 1, 1, list_price
+            FROM deals WHERE {key} IS NOT NULL AND engage_date IS NOT NULL
+            UNION ALL
+            SELECT {key}, close_date, 0, 0, 0, -1, -list_price
+            FROM deals
+            WHERE {key} IS NOT NULL AND engage_date IS NOT NULL AND close_date IS NOT NULL
+        ), daily AS (
+            SELECT key, day, sum(closed) AS closed, sum(won) AS won, sum(engaged) AS engaged,
+                   sum(open_delta) AS open_delta, sum(value_delta) AS value_delta
+            FROM events GROUP BY key, day
+        ), grid AS (
+            SELECT e.key, d.day,
+                   coalesce(x.closed, 0) AS closed, coalesce(x.won, 0) AS won,
+                   coalesce(x.engaged, 0) AS engaged, coalesce(x.open_delta, 0) AS open_delta,
+                   coalesce(x.value_delta, 0) AS value_delta
+            FROM ents e CROSS JOIN ({_days_sql(start, end)}) d
+            LEFT JOIN daily x ON x.key = e.key AND x.day = d.day
+        ), sums AS (
+            SELECT key, day, {", ".join(sums)},
+                   CAST(sum(open_delta) OVER w_all AS BIGINT) AS open_pipeline_count,
+                   CAST(sum(value_delta) OVER w_all AS BIGINT) AS open_pipeline_value,
+                   CAST(sum(engaged) OVER w_30d AS BIGINT) AS engaged_30d
+            FROM grid
+            WINDOW {window_defs}
+        ), rated AS (
+            SELECT s.*, {", ".join(rates)}
+            FROM sums s JOIN global_rate g USING (day)
+        )
+        SELECT key AS {key}, CAST(day AS TIMESTAMP) + {END_OF_DAY} AS event_timestamp,
+               {", ".join(columns)}, open_pipeline_count, open_pipeline_value, engaged_30d
+        FROM rated
+    """
+
+
+def _profiles(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
+    ts = f"TIMESTAMP '{PROFILE_TIMESTAMP:%Y-%m-%d %H:%M:%S}'"
+    queries = {
+        "account_profile": f"""
+            SELECT DISTINCT ON (account) account, {ts} AS event_timestamp, sector,
+                   CAST(revenue AS DOUBLE) AS revenue, CAST(employees AS BIGINT) AS employees,
+                   CAST(year_established AS BIGINT) AS year_established, office_location,
+                   coalesce(trim(subsidiary_of), '') <> '' AS has_parent
+            FROM src_{ACCOUNTS} WHERE account IS NOT NULL""",
+        "product_profile": f"""
+            SELECT DISTINCT ON (product) product, {ts} AS event_timestamp, series,
+                   CAST(sales_price AS BIGINT) AS sales_price
+            FROM src_{PRODUCTS} WHERE product IS NOT NULL""",
+        "sales_agent_profile": f"""
+            SELECT DISTINCT ON (sales_agent) sales_agent, {ts} AS event_timestamp, manager,
+                   regional_office
+            FROM src_{SALES_TEAMS} WHERE sales_agent IS NOT NULL""",
+    }
+    return {view: _fetch(con, sql, [PROFILE_VIEWS[view]]) for view, sql in queries.items()}
+
+
+def _opportunity_sql(end: date) -> str:
+    """One row when a deal is engaged (stage Engaging) and one when it closes (final stage).
+
+    Deals closed on their engage day get only the closing row (both facts share a timestamp).
+    Deals without an engage date (Prospecting) are known as of the snapshot: one row at
+    `as_of_end`. Never close_value or close_date: they are the label.
+    """
+    cols = "opportunity_id, sales_agent, account, product, "
+    engage_ts = "CAST(CAST(engage_date AS TIMESTAMP) AS TIMESTAMPTZ)"
+    return f"""
+        SELECT {cols} CAST(engage_date AS TIMESTAMP) + {END_OF_DAY} AS event_timestamp,
+               {engage_ts} AS engage_date, 'Engaging' AS deal_stage
+        FROM deals
+        WHERE engage_date IS NOT NULL AND engage_date <= DATE '{end}'
+          AND NOT (is_closed AND close_date = engage_date)
+        UNION ALL
+        SELECT {cols} CAST(close_date AS TIMESTAMP) + {END_OF_DAY}, {engage_ts}, deal_stage
+        FROM deals WHERE is_closed AND close_date <= DATE '{end}'
+        UNION ALL
+        SELECT {cols} CAST(DATE '{end}' AS TIMESTAMP) + {END_OF_DAY}, {engage_ts}, deal_stage
+        FROM deals WHERE engage_date IS NULL AND NOT is_closed
+    """
+
+
+def _fetch(con: duckdb.DuckDBPyConnection, sql: str, keys: list[str]) -> pd.DataFrame:
+    con.execute("SET TimeZone = 'UTC'")
+    order = ", ".join([*keys, "event_timestamp"])
+    table = con.sql(f"SELECT * FROM ({sql}) ORDER BY {order}").arrow()
+    if hasattr(table, "read_all"):
+        table = table.read_all()
+    frame = table.to_pandas()
+    for column in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[column]):
+            series = frame[column]
+            if series.dt.tz is None:
+                series = series.dt.tz_localize("UTC")
+            frame[column] = series.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+    return frame

@@ -1,0 +1,217 @@
+"""Open the Feast store of the active profile, apply the definitions, materialise online.
+
+The definitions live in `feature_repo/` (one set for every profile); the stores come from
+`feature_repo/<profile>/feature_store.yaml`, whose `${CRM_...}` placeholders are filled from
+`Settings`, so Python code and the `feast` CLI (with `feast_env` exported) see the same stores.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+from feast import FeatureService, FeatureStore, FeatureView, FileSource, OnDemandFeatureView
+from feast.repo_config import RepoConfig
+
+from feature_tables.compute import PROFILE_TIMESTAMP, feature_key
+from feature_tables.errors import FeatureTablesError
+from infra.lake import Lake
+from infra.settings import Profile, Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The first materialisation of a view loads everything from before the earliest row.
+FULL_LOAD_START = PROFILE_TIMESTAMP - timedelta(days=1)
+# Feast's online read cannot take a null join key (open deals may have no account): ask for
+# this key instead, which has no rows, so the entity's features come back null as offline.
+MISSING_ENTITY = "__missing__"
+JOIN_KEYS = ("opportunity_id", "sales_agent", "account", "product")
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def feast_env(settings: Settings) -> dict[str, str]:
+    """Values of the `${CRM_...}` placeholders in the stack/prod feature_store.yaml."""
+    if not settings.uses_s3:
+        return {}
+    password = settings.pg_password.get_secret_value() if settings.pg_password else ""
+    env = {
+        "CRM_PG_HOST": settings.pg_host or "",
+        "CRM_PG_PORT": str(settings.pg_port),
+        "CRM_PG_USER": settings.pg_user or "",
+        "CRM_PG_PASSWORD": password,
+        "CRM_PG_SSLMODE": settings.pg_sslmode,
+        "CRM_PG_DB_FEAST_ONLINE": settings.pg_db_feast_online,
+        "CRM_PG_DB_FEAST_REGISTRY": settings.pg_db_feast_registry,
+    }
+    return {name: value for name, value in env.items() if value}
+
+
+def repo_config(settings: Settings) -> RepoConfig:
+    """The profile's feature_store.yaml with placeholders filled (and local paths under home)."""
+    path = PROJECT_ROOT / settings.feature_store_yaml
+    if not path.is_file():
+        raise FeatureTablesError(
+            f"No {path}: the feature repo is incomplete for {settings.profile}."
+        )
+    values = {**os.environ, **feast_env(settings)}
+    text = path.read_text()
+    unresolved = sorted({m for m in _PLACEHOLDER.findall(text) if not values.get(m)})
+    if unresolved:
+        raise FeatureTablesError(
+            f"{path} needs {', '.join(unresolved)}: set them in the environment (or the matching "
+            "Settings fields)."
+        )
+    raw: dict[str, Any] = yaml.safe_load(_PLACEHOLDER.sub(lambda m: values[m.group(1)], text))
+    raw["project"] = settings.feast_project
+    if settings.profile is Profile.LOCAL:
+        home = settings.home.resolve()
+        raw["registry"]["path"] = str(home / "feast_registry.db")
+        raw["online_store"]["path"] = str(home / "feast_online_store.db")
+    config = RepoConfig(**raw)
+    config.repo_path = PROJECT_ROOT
+    return config
+
+
+def feature_store(settings: Settings) -> FeatureStore:
+    """A FeatureStore for `settings`' profile; on S3 profiles DuckDB gets the lake secret first.
+
+    Feast's DuckDB offline store reads Parquet through ibis' *default* DuckDB backend
+    (`ibis.read_parquet`) and ignores `s3_endpoint_override`; registering our S3 secret on a
+    connection and making it the default backend is the one place the endpoint can be injected.
+    """
+    if settings.profile is Profile.LOCAL:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    else:
+        use_lake_duckdb(settings)
+    return FeatureStore(repo_path=str(PROJECT_ROOT), config=repo_config(settings))
+
+
+def use_lake_duckdb(settings: Settings) -> None:
+    """Make ibis' default backend a DuckDB connection that can read the S3 lake."""
+    import ibis
+
+    from infra.duck import enable_s3
+
+    backend = ibis.duckdb.connect()
+    enable_s3(backend.con, settings)
+    ibis.set_backend(backend)
+
+
+def definitions() -> list[Any]:
+    """Every Feast object of `feature_repo/` (imported, so the active profile sets the paths)."""
+    from feature_repo import entities, feature_services, on_demand
+    from feature_repo.features import account, opportunity, product, sales_agent
+
+    objects: list[Any] = [
+        entities.opportunity,
+        entities.sales_agent,
+        entities.account,
+        entities.product,
+    ]
+    for module in (sales_agent, account, product, opportunity, on_demand, feature_services):
+        for value in vars(module).values():
+            kinds = (FeatureView, OnDemandFeatureView, FeatureService)
+            if isinstance(value, kinds) and not any(value is o for o in objects):
+                objects.append(value)
+    return objects
+
+
+def apply(store: FeatureStore, settings: Settings) -> list[str]:
+    """Register the definitions; refuses if they point at another profile's lake."""
+    objects = definitions()
+    lake = Lake.from_settings(settings)
+    for obj in objects:
+        if isinstance(obj, FeatureView):
+            expected = lake.uri(feature_key(obj.name))
+            if _source_path(obj) != expected:
+                raise FeatureTablesError(
+                    f"feature_repo was imported for another lake ({_source_path(obj)}, "
+                    f"expected {expected}): set CRM_PROFILE/CRM_HOME before importing it and "
+                    "clear infra.settings.get_settings' cache."
+                )
+    store.apply(objects)
+    store.refresh_registry()  # a `cache_mode: thread` registry would lag behind the apply
+    return sorted(o.name for o in objects)
+
+
+def materialize(
+    store: FeatureStore, end: datetime | None = None, *, full: bool = False
+) -> dict[str, int]:
+    """Load each online view: in full the first time (or with `full`), then only newer rows.
+
+    Windows follow *data* time, not the wall clock: a view is loaded up to its newest
+    `event_timestamp` (or `end` if earlier), and the next run starts just after that, so a new
+    snapshot's later days are picked up even though they are dated years ago. Static profiles
+    (tag `grain=static`, stamped at one early date) are reloaded in full every run; they are
+    tiny. A snapshot that *rewrites* already-loaded days needs `full=True`.
+
+    Returns per view how many entities were sent to the online store.
+    """
+    counts: dict[str, int] = {}
+    store.refresh_registry()
+    for view in store.list_feature_views():
+        if not view.online:
+            continue
+        newest = _newest_timestamp(view)
+        if newest is None:
+            counts[view.name] = 0
+            continue
+        stop = min(newest, end.astimezone(UTC)) if end else newest
+        intervals = view.materialization_intervals
+        if full or view.tags.get("grain") == "static" or not intervals:
+            start = FULL_LOAD_START
+        else:
+            start = _utc(max(i[1] for i in intervals)) + timedelta(microseconds=1)
+        if start > stop:
+            counts[view.name] = 0
+            continue
+        store.materialize(start_date=start, end_date=stop, feature_views=[view.name])
+        counts[view.name] = _entities_between(view, start, stop)
+    return counts
+
+
+def online_entity_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Entity rows safe for `get_online_features`: null join keys become MISSING_ENTITY."""
+    return [
+        {k: (MISSING_ENTITY if k in JOIN_KEYS and v is None else v) for k, v in row.items()}
+        for row in rows
+    ]
+
+
+def _source_path(view: FeatureView) -> str:
+    source = view.batch_source
+    if not isinstance(source, FileSource):
+        raise FeatureTablesError(
+            f"Feature view {view.name} reads {type(source).__name__}; feature_tables only "
+            "manages lake Parquet FileSources (feature_repo/data_sources.py)."
+        )
+    return source.path
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _newest_timestamp(view: FeatureView) -> datetime | None:
+    import ibis
+
+    table = ibis.read_parquet(_source_path(view))
+    newest = table.event_timestamp.cast("timestamp").max().execute()
+    return None if newest is None or pd.isna(newest) else _utc(pd.Timestamp(newest).to_pydatetime())
+
+
+def _entities_between(view: FeatureView, start: datetime, end: datetime) -> int:
+    """Distinct entities with a row in [start, end], read back through Feast's own DuckDB."""
+    import ibis
+
+    table = ibis.read_parquet(_source_path(view))
+    ts = table.event_timestamp.cast("timestamp")
+    keys = [table[column.name] for column in view.entity_columns]
+    lo = ibis.literal(start.replace(tzinfo=None))
+    hi = ibis.literal(end.replace(tzinfo=None))
+    rows = table.filter((ts >= lo) & (ts <= hi)).select(*keys).distinct().count()
+    return int(rows.execute())

@@ -1,0 +1,52 @@
+"""`feast -f feature_repo/local/feature_store.yaml apply` from a project root, as a user runs it.
+
+Needs no server, but starts the real `feast` CLI (slow to import): marked integration.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from feast import FeatureStore
+
+from feature_tables.store import PROJECT_ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def test_feast_cli_apply_from_the_project_root(tmp_path: Path) -> None:
+    """`feast -f feature_repo/local/feature_store.yaml apply` run from a project root."""
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copytree(PROJECT_ROOT / "feature_repo", root / "feature_repo")
+    shutil.copy(PROJECT_ROOT / ".feastignore", root / ".feastignore")
+    # Things the root .feastignore must keep out of the scan (they would fail if imported).
+    (root / "scripts").mkdir()
+    (root / "scripts" / "boom.py").write_text("raise SystemExit('scanned!')\n")
+    (root / "setup_helper.py").write_text("raise SystemExit('scanned!')\n")
+    env = {**os.environ, "CRM_HOME": str(root / ".crm"), "CRM_PROFILE": "local"}
+    feast = Path(sys.executable).parent / "feast"
+    result = subprocess.run(
+        [str(feast), "-f", "feature_repo/local/feature_store.yaml", "apply"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (root / ".crm/feast_registry.db").is_file()
+    store = FeatureStore(
+        repo_path=str(root), fs_yaml_file=root / "feature_repo/local/feature_store.yaml"
+    )
+    assert [s.name for s in store.list_feature_services()] == ["opportunity_scoring_v1"]
+    assert len(store.list_feature_views()) == 7
+    source = store.get_feature_view("account_profile").batch_source.path
+    assert source == str(
+        root / ".crm/lake/data-lake/features/account_profile/account_profile.parquet"
+    )

@@ -1,0 +1,104 @@
+"""The stack's PostgreSQL online store and SQL registry, with the offline data on local disk.
+
+Needs the PostgreSQL at the stack's address (databases `crm_feast_online`/`crm_feast_registry`
+owned by role `crm`), so it is an integration test; it runs in its own Feast project and
+removes it afterwards, leaving the `crm` project alone.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+
+import pandas as pd
+import psycopg
+import pytest
+from feast import FeatureStore
+
+from feature_tables import compute_feature_tables, write_feature_tables
+from feature_tables.store import definitions, feature_store, materialize
+from infra.lake import Lake
+from infra.settings import Settings, get_settings
+from tests.unit.feature_reference import random_tables
+
+pytestmark = pytest.mark.integration
+
+VIEWS_SERVED = ("sales_agent_daily_stats", "account_daily_stats", "product_daily_stats")
+
+
+def _reachable(settings: Settings) -> bool:
+    try:
+        with psycopg.connect(
+            settings.pg_dsn(settings.pg_db_feast_registry), connect_timeout=3
+        ) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False
+
+
+@pytest.fixture(scope="module")
+def pg_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FeatureStore, dict]]:
+    home = tmp_path_factory.mktemp("crm-pg") / ".crm"
+    saved = {k: os.environ.get(k) for k in ("CRM_HOME", "CRM_PROFILE")}
+    os.environ.update({"CRM_HOME": str(home), "CRM_PROFILE": "local"})
+    get_settings.cache_clear()
+    for name in [m for m in sys.modules if m.startswith("feature_repo")]:
+        del sys.modules[name]
+    project = f"t_{uuid.uuid4().hex[:10]}"
+    stack = Settings(profile="stack", home=home, feast_project=project)
+    if not _reachable(stack):
+        pytest.skip(f"No PostgreSQL at {stack.pg_host}:{stack.pg_port} (start it: `crm stack up`).")
+    features = compute_feature_tables(random_tables(800, 4), as_of_end=date(2017, 12, 31))
+    write_feature_tables(Lake.from_settings(get_settings()), features)  # local-disk lake
+    store = feature_store(stack)
+    try:
+        store.apply(definitions())
+        store.refresh_registry()
+        yield store, features
+    finally:
+        with psycopg.connect(stack.pg_dsn(stack.pg_db_feast_online)) as conn:
+            for view in store.list_feature_views():
+                conn.execute(f'DROP TABLE IF EXISTS "{project}_{view.name}"')
+        store.delete_project(project)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        get_settings.cache_clear()
+        for name in [m for m in sys.modules if m.startswith("feature_repo")]:
+            del sys.modules[name]
+
+
+def test_sql_registry_and_postgres_online_store(pg_store) -> None:
+    store, features = pg_store
+    assert store.config.registry.registry_type == "sql"
+    assert store.config.online_store.type == "postgres"
+    assert store.get_feature_service("opportunity_scoring_v1").name == "opportunity_scoring_v1"
+    first = materialize(store)
+    assert first["sales_agent_daily_stats"] == len(features["sales_agent_profile"])
+    assert materialize(store)["opportunity"] == 0  # incremental: nothing new
+    stats = features["sales_agent_daily_stats"]
+    last = stats[stats.event_timestamp == stats.event_timestamp.max()]
+    rows = [{"sales_agent": agent} for agent in last.sales_agent]
+    online = store.get_online_features(
+        features=["sales_agent_daily_stats:win_rate_90d", "sales_agent_daily_stats:closed_all"],
+        entity_rows=rows,
+    ).to_dict()
+    assert online["win_rate_90d"] == last.win_rate_90d.tolist()
+    assert online["closed_all"] == last.closed_all.tolist()
+    offline = store.get_historical_features(
+        entity_df=pd.DataFrame(
+            {
+                "sales_agent": last.sales_agent.tolist(),
+                "event_timestamp": datetime(2018, 1, 1, 6, tzinfo=UTC),
+            }
+        ),
+        features=["sales_agent_daily_stats:win_rate_90d"],
+    ).to_df()
+    by_agent = offline.set_index("sales_agent").win_rate_90d
+    assert [by_agent[a] for a in last.sales_agent] == online["win_rate_90d"]

@@ -1,0 +1,75 @@
+"""The `features` and `materialize` Prefect flows, end to end on the local profile.
+
+Runs under a temporary Prefect server (`prefect_test_harness`), which is slow to start: marked
+integration. The stage logic itself is tested without Prefect in test_feature_tables.py and
+test_feast_repo.py.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from infra.lake import Lake
+from infra.settings import get_settings
+from ingestion.synthetic import generate
+from ingestion.tables import TABLES, validated_key, validated_manifest_key
+from validation.run import apply_aliases
+
+pytestmark = pytest.mark.integration
+
+SNAPSHOT = "2017-12-31"
+
+
+@pytest.fixture(scope="module")
+def harness() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="module")
+def local_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("crm-flows") / ".crm"
+    saved = {k: os.environ.get(k) for k in ("CRM_HOME", "CRM_PROFILE")}
+    os.environ.update({"CRM_HOME": str(home), "CRM_PROFILE": "local"})
+    get_settings.cache_clear()
+    for name in [m for m in sys.modules if m.startswith("feature_repo")]:
+        del sys.modules[name]
+    lake = Lake.from_settings(get_settings())
+    source = generate(1500, seed=9).tables
+    lake.publish(
+        validated_manifest_key(SNAPSHOT),
+        {validated_key(n, SNAPSHOT): apply_aliases(n, source[n])[0] for n in TABLES},
+    )
+    try:
+        yield home
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        get_settings.cache_clear()
+        for name in [m for m in sys.modules if m.startswith("feature_repo")]:
+            del sys.modules[name]
+
+
+def test_features_then_materialize(harness: None, local_home: Path) -> None:
+    from flows.features import features
+    from flows.materialize import materialize_flow
+
+    rows = features()
+    assert rows["sales_agent_profile"] > 0
+    assert rows["opportunity"] >= 1500  # every deal has at least one row
+    loaded = materialize_flow()
+    assert loaded["opportunity"] == 1500
+    assert loaded["sales_agent_daily_stats"] == rows["sales_agent_profile"]
+    assert (local_home / "feast_online_store.db").is_file()
+    again = materialize_flow()
+    assert again["opportunity"] == 0

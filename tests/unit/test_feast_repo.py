@@ -1,0 +1,270 @@
+"""The Feast repo on the local profile: real Feast, DuckDB offline store, SQLite online store.
+
+No servers: the registry, online store and lake live in a temporary CRM_HOME.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+
+import pandas as pd
+import pytest
+from feast import FeatureStore
+
+from feature_tables import compute_feature_tables, write_feature_tables
+from feature_tables.errors import FeatureTablesError
+from feature_tables.store import apply, feature_store, materialize, online_entity_rows, repo_config
+from infra.lake import Lake
+from infra.settings import Settings, get_settings
+from tests.unit.feature_reference import random_tables
+
+pytestmark = pytest.mark.unit
+
+AS_OF = date(2017, 12, 31)
+SERVICE = "opportunity_scoring_v1"
+
+
+def _fresh_feature_repo() -> None:
+    """Re-import feature_repo so its sources follow the CRM_HOME this module set."""
+    for name in [m for m in sys.modules if m == "feature_repo" or m.startswith("feature_repo.")]:
+        del sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    home = tmp_path_factory.mktemp("crm") / ".crm"
+    saved = {k: os.environ.get(k) for k in ("CRM_HOME", "CRM_PROFILE")}
+    os.environ.update({"CRM_HOME": str(home), "CRM_PROFILE": "local"})
+    get_settings.cache_clear()
+    _fresh_feature_repo()
+    try:
+        yield get_settings()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        get_settings.cache_clear()
+        _fresh_feature_repo()
+
+
+@pytest.fixture(scope="module")
+def source(local: Settings) -> dict[str, pd.DataFrame]:
+    return random_tables(1200, 21)
+
+
+@pytest.fixture(scope="module")
+def november(local: Settings, source: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """An earlier snapshot: facts up to 2017-11-30 only."""
+    tables = compute_feature_tables(source, as_of_end=date(2017, 11, 30))
+    write_feature_tables(Lake.from_settings(local), tables)
+    return tables
+
+
+@pytest.fixture(scope="module")
+def store(local: Settings, november: dict[str, pd.DataFrame]) -> FeatureStore:
+    fs = feature_store(local)
+    apply(fs, local)
+    return fs
+
+
+@pytest.fixture(scope="module")
+def loads(
+    local: Settings, store: FeatureStore, source: dict[str, pd.DataFrame]
+) -> dict[str, object]:
+    """Materialise the November snapshot, then the December one on top, then nothing new."""
+    first = materialize(store)
+    december = compute_feature_tables(source, as_of_end=AS_OF)
+    write_feature_tables(Lake.from_settings(local), december)
+    second = materialize(store)
+    third = materialize(store)
+    return {"first": first, "second": second, "third": third, "features": december}
+
+
+@pytest.fixture(scope="module")
+def features(loads: dict[str, object]) -> dict[str, pd.DataFrame]:
+    return loads["features"]  # type: ignore[return-value]
+
+
+def test_apply_registers_every_definition(store: FeatureStore) -> None:
+    views = {v.name for v in store.list_feature_views()}
+    assert views == {
+        "sales_agent_daily_stats",
+        "account_daily_stats",
+        "product_daily_stats",
+        "sales_agent_profile",
+        "account_profile",
+        "product_profile",
+        "opportunity",
+    }
+    for view in store.list_feature_views():
+        assert view.description and view.owner and view.tags, view.name
+    assert {e.name for e in store.list_entities()} >= {
+        "opportunity",
+        "sales_agent",
+        "account",
+        "product",
+    }
+    service = store.get_feature_service(SERVICE)
+    served = {p.name for p in service.feature_view_projections}
+    assert "opportunity" not in served  # the stage would leak the outcome
+    assert "opportunity_request_features" in served
+
+
+def test_sources_follow_the_active_lake(store: FeatureStore, local: Settings) -> None:
+    view = store.get_feature_view("sales_agent_daily_stats")
+    expected = local.lake_root / "data-lake/features/sales_agent_daily_stats"
+    assert view.batch_source.path == str(expected / "sales_agent_daily_stats.parquet")
+
+
+def test_first_materialisation_is_full_then_incremental(
+    loads: dict[str, dict[str, int]], november: dict[str, pd.DataFrame]
+) -> None:
+    december: dict[str, pd.DataFrame] = loads["features"]  # type: ignore[assignment]
+    first, second, third = loads["first"], loads["second"], loads["third"]
+    agents = len(november["sales_agent_profile"])
+    assert first["sales_agent_daily_stats"] == agents
+    assert first["opportunity"] == november["opportunity"].opportunity_id.nunique()
+    # Data time, not wall clock: the December snapshot's days (dated 2017) are still loaded.
+    opp = december["opportunity"]
+    new_rows = opp[opp.event_timestamp > pd.Timestamp("2017-11-30 23:59:59", tz="UTC")]
+    assert second["opportunity"] == new_rows.opportunity_id.nunique() > 0
+    assert second["sales_agent_daily_stats"] == agents
+    assert second["account_profile"] == len(december["account_profile"])  # static: full
+    dynamic = {k: v for k, v in third.items() if not k.endswith("_profile")}
+    assert dynamic == dict.fromkeys(dynamic, 0)  # nothing newer than what was loaded
+
+
+def _entity_rows(features: dict[str, pd.DataFrame], n: int) -> list[dict[str, object]]:
+    agents = features["sales_agent_profile"].sales_agent.tolist()
+    accounts = features["account_profile"].account.tolist()
+    products = features["product_profile"]["product"].tolist()
+    rows = []
+    for i in range(n):
+        rows.append(
+            {
+                "sales_agent": agents[i % len(agents)],
+                "account": accounts[(3 * i) % len(accounts)],
+                "product": products[i % len(products)],
+                "engage_date": datetime(2017, 11, 1 + i % 20, tzinfo=UTC),
+                "request_timestamp": datetime(2018, 1, 2, tzinfo=UTC),
+            }
+        )
+    return rows
+
+
+def test_online_equals_latest_offline_exactly(
+    store: FeatureStore, loads: dict[str, object], features: dict[str, pd.DataFrame]
+) -> None:
+    service = store.get_feature_service(SERVICE)
+    rows = _entity_rows(features, 15)
+    online = store.get_online_features(
+        features=service, entity_rows=rows, full_feature_names=True
+    ).to_df()
+    entity_df = pd.DataFrame(rows)
+    # After the last row (2017-12-31 23:59:59) and within the stats views' 1-day TTL.
+    entity_df["event_timestamp"] = pd.Timestamp("2018-01-01 06:00", tz="UTC")
+    offline = store.get_historical_features(
+        entity_df=entity_df, features=service, full_feature_names=True
+    ).to_df()
+    offline = offline.sort_values(["sales_agent", "account", "product", "engage_date"])
+    online = online.assign(engage_date=entity_df.engage_date).sort_values(
+        ["sales_agent", "account", "product", "engage_date"]
+    )
+    columns = [c for c in online.columns if "__" in c]
+    assert len(columns) >= 20
+    for column in columns:
+        got = online[column].tolist()
+        want = offline[column].tolist()
+        assert got == want, column
+    # And both equal the newest row of the feature table itself.
+    last = features["sales_agent_daily_stats"]
+    last = last[last.event_timestamp == last.event_timestamp.max()].set_index("sales_agent")
+    for _, row in online.iterrows():
+        agent_row = last.loc[row.sales_agent]
+        assert row["sales_agent_daily_stats__win_rate_90d"] == agent_row.win_rate_90d
+        assert row["sales_agent_daily_stats__open_pipeline_value"] == agent_row.open_pipeline_value
+
+
+def test_historical_features_are_point_in_time(
+    store: FeatureStore, features: dict[str, pd.DataFrame]
+) -> None:
+    stats = features["sales_agent_daily_stats"]
+    agent = stats.sales_agent.iloc[0]
+    day = pd.Timestamp("2017-06-15", tz="UTC")  # start of the day: sees the end of 06-14
+    entity_df = pd.DataFrame(
+        {
+            "sales_agent": [agent],
+            "event_timestamp": [day],
+        }
+    )
+    got = store.get_historical_features(
+        entity_df=entity_df, features=["sales_agent_daily_stats:closed_all"]
+    ).to_df()
+    want = stats[(stats.sales_agent == agent) & (stats.event_timestamp < day)].iloc[-1]
+    assert want.event_timestamp == pd.Timestamp("2017-06-14 23:59:59", tz="UTC")
+    assert got.closed_all.iloc[0] == want.closed_all
+
+
+def test_on_demand_features(store: FeatureStore, loads: dict[str, object]) -> None:
+    row = {
+        "product": "GTK 500",
+        "engage_date": datetime(2017, 12, 1, tzinfo=UTC),
+        "request_timestamp": datetime(2017, 12, 11, 12, tzinfo=UTC),
+    }
+    got = store.get_online_features(
+        features=[
+            "opportunity_request_features:days_open",
+            "opportunity_request_features:list_price_tier",
+        ],
+        entity_rows=[row, {**row, "product": "MG Special"}],
+    ).to_dict()
+    assert got["days_open"] == [10, 10]
+    assert got["list_price_tier"] == [2, 0]
+
+
+def test_missing_placeholder_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CRM_PG_HOST", raising=False)
+    settings = Settings(
+        profile="prod",
+        s3_access_key_id="k",
+        s3_secret_access_key="s",
+        pg_host="db",
+        pg_user="u",
+        pg_password="p",
+        mlflow_tracking_uri="http://m",
+        prefect_api_url="http://p/api",
+    )
+    config = repo_config(settings)
+    assert config.online_store.host == "db"
+    assert (
+        config.registry.path == f"postgresql+psycopg://u:p@db:5432/{settings.pg_db_feast_registry}"
+    )
+    no_pg = settings.model_copy(update={"pg_host": None})
+    with pytest.raises(FeatureTablesError, match="CRM_PG_HOST"):
+        repo_config(no_pg)
+
+
+def test_open_deal_without_account_gets_null_account_features(
+    store: FeatureStore, loads: dict[str, object]
+) -> None:
+    row = {
+        "sales_agent": "agent_01",
+        "account": None,
+        "product": "GTX Pro",
+        "engage_date": None,
+        "request_timestamp": datetime(2018, 1, 1, tzinfo=UTC),
+    }
+    got = store.get_online_features(
+        features=store.get_feature_service(SERVICE),
+        entity_rows=online_entity_rows([row]),
+        full_feature_names=True,
+    ).to_dict()
+    assert got["account_daily_stats__closed_all"] == [None]
+    assert got["account_profile__sector"] == [None]
+    assert got["sales_agent_daily_stats__closed_all"][0] is not None
+    assert got["opportunity_request_features__days_open"] == [0]
