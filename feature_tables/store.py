@@ -37,17 +37,7 @@ def feast_env(settings: Settings) -> dict[str, str]:
     """Values of the `${CRM_...}` placeholders in the stack/prod feature_store.yaml."""
     if not settings.uses_s3:
         return {}
-    password = settings.pg_password.get_secret_value() if settings.pg_password else ""
-    env = {
-        "CRM_PG_HOST": settings.pg_host or "",
-        "CRM_PG_PORT": str(settings.pg_port),
-        "CRM_PG_USER": settings.pg_user or "",
-        "CRM_PG_PASSWORD": password,
-        "CRM_PG_SSLMODE": settings.pg_sslmode,
-        "CRM_PG_DB_FEAST_ONLINE": settings.pg_db_feast_online,
-        "CRM_PG_DB_FEAST_REGISTRY": settings.pg_db_feast_registry,
-    }
-    return {name: value for name, value in env.items() if value}
+    return {k: v for k, v in settings.env_exports().items() if k.startswith("CRM_PG_") and v}
 
 
 def repo_config(settings: Settings) -> RepoConfig:

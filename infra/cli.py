@@ -6,8 +6,10 @@ those tools; this CLI only adds what is the project's own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -47,9 +49,13 @@ def stack_up() -> None:
     """Start (or confirm) PostgreSQL, S3, MLflow and Prefect; idempotent."""
     from infra.stack import Stack, StackError
 
-    stack = Stack(stack_settings())
+    settings = stack_settings()
+    stack = Stack(settings)
     try:
         stack.up(on_event=lambda msg: console.print(f"  {msg}"))
+        from infra.duck import persist_s3_setup
+
+        persist_s3_setup(settings)  # the `feast` CLI's DuckDB reads the lake through this
     except StackError as exc:
         console.print(f"[red]stack up failed:[/red] {exc}")
         raise typer.Exit(1) from exc
@@ -110,12 +116,19 @@ def _print_status(stack: object) -> bool:
     return all(st.healthy for st in statuses)
 
 
-def run_step(name: str, step: Callable[[], Any]) -> Any:
-    """Run a pipeline step; errors written for users are printed without a traceback."""
+def run_step(name: str, step: Callable[[], Any], *, quiet: bool = False) -> Any:
+    """Run a pipeline step; errors written for users are printed without a traceback.
+
+    `quiet` sends what libraries print (Feast's progress, say) to stderr, so that stdout holds
+    only the `--json` summary.
+    """
     from infra.runtime import prepare_process, user_errors
 
     prepare_process(load_settings())
     try:
+        if quiet:
+            with contextlib.redirect_stdout(sys.stderr):
+                return step()
         return step()
     except user_errors() as exc:
         console.print(f"[red]{name} failed:[/red] {exc}")
@@ -148,7 +161,7 @@ def land(
 
         return land_flow(source=source, snapshot=snapshot, opportunities=opportunities, seed=seed)
 
-    print_summary("landed", run_step("land", step), as_json)
+    print_summary("landed", run_step("land", step, quiet=as_json), as_json)
 
 
 @app.command("validate")
@@ -164,7 +177,7 @@ def validate(
 
         return validate_flow(snapshot=snapshot, threshold=threshold)
 
-    print_summary("validated", run_step("validate", step), as_json)
+    print_summary("validated", run_step("validate", step, quiet=as_json), as_json)
 
 
 @app.command("features")
@@ -179,7 +192,7 @@ def features(
 
         return features_flow(snapshot=snapshot)
 
-    print_summary("feature rows per view", run_step("features", step), as_json)
+    print_summary("feature rows per view", run_step("features", step, quiet=as_json), as_json)
 
 
 @app.command("materialize")
@@ -193,7 +206,9 @@ def materialize(
 
         return materialize_flow()
 
-    print_summary("materialised entities per view", run_step("materialize", step), as_json)
+    print_summary(
+        "materialised entities per view", run_step("materialize", step, quiet=as_json), as_json
+    )
 
 
 @app.command("train")
@@ -208,7 +223,7 @@ def train(
 
         return train_flow(snapshot=snapshot)
 
-    summary = run_step("train", step)
+    summary = run_step("train", step, quiet=as_json)
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
     else:
@@ -221,6 +236,10 @@ def train(
 def env(profile: Profile = typer.Option(None, help="Defaults to CRM_PROFILE.")) -> None:
     """Print `export` lines so `feast`, `mlflow` and `prefect` CLIs use the active profile."""
     settings = Settings(profile=profile) if profile else load_settings()
+    if settings.uses_s3:
+        from infra.duck import persist_s3_setup
+
+        persist_s3_setup(settings)  # so DuckDB inside the `feast` CLI can read the S3 lake
     for name, value in settings.env_exports().items():
         print(f"export {name}={shlex.quote(value)}")
 

@@ -31,7 +31,7 @@ def httpfs_extension_path() -> Path:
     return found[0]
 
 
-def s3_secret_sql(settings: Settings, name: str = "crm_lake") -> str:
+def s3_secret_sql(settings: Settings, name: str = "crm_lake", *, persistent: bool = False) -> str:
     """`CREATE SECRET` statement pointing DuckDB's S3 client at the configured endpoint."""
     parts = [
         "TYPE s3",
@@ -45,7 +45,10 @@ def s3_secret_sql(settings: Settings, name: str = "crm_lake") -> str:
             "URL_STYLE 'path'",
             f"USE_SSL {'true' if settings.s3_ssl else 'false'}",
         ]
-    return f"CREATE OR REPLACE SECRET {name} ({', '.join(parts)})"
+    if persistent:
+        parts.append(f"SCOPE 's3://{settings.lake_bucket}'")
+    kind = "PERSISTENT SECRET" if persistent else "SECRET"
+    return f"CREATE OR REPLACE {kind} {name} ({', '.join(parts)})"
 
 
 def enable_s3(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
@@ -53,6 +56,21 @@ def enable_s3(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
     con.execute(f"INSTALL '{httpfs_extension_path()}'")
     con.execute("LOAD httpfs")
     con.execute(s3_secret_sql(settings))
+
+
+def persist_s3_setup(settings: Settings) -> None:
+    """Let *any* DuckDB of this user read the lake, including the one inside the `feast` CLI.
+
+    Installs httpfs into DuckDB's extension folder (so it autoloads on `s3://` paths) and stores
+    the lake's S3 secret persistently (`~/.duckdb/stored_secrets`, scoped to the lake bucket).
+    `crm stack up` and `crm env` call it; in-process code uses `enable_s3` instead.
+    """
+    con = duckdb.connect()
+    try:
+        con.execute(f"INSTALL '{httpfs_extension_path()}'")
+        con.execute(s3_secret_sql(settings, name="crm_lake_persistent", persistent=True))
+    finally:
+        con.close()
 
 
 def connect(settings: Settings, database: str = ":memory:") -> duckdb.DuckDBPyConnection:

@@ -210,6 +210,16 @@ class Settings(BaseSettings):
             if self.s3_endpoint_url:
                 env["AWS_ENDPOINT_URL"] = self.s3_endpoint_url
                 env["MLFLOW_S3_ENDPOINT_URL"] = self.s3_endpoint_url
+            # The `${CRM_PG_*}` placeholders of feature_repo/<profile>/feature_store.yaml.
+            env |= {
+                "CRM_PG_HOST": self.pg_host or "",
+                "CRM_PG_PORT": str(self.pg_port),
+                "CRM_PG_USER": self.pg_user or "",
+                "CRM_PG_PASSWORD": self.pg_password.get_secret_value() if self.pg_password else "",
+                "CRM_PG_DB_FEAST_ONLINE": self.pg_db_feast_online,
+                "CRM_PG_DB_FEAST_REGISTRY": self.pg_db_feast_registry,
+                "CRM_PG_SSLMODE": self.pg_sslmode,
+            }
         env["MLFLOW_TRACKING_URI"] = self.tracking_uri
         if self.prefect_api_url:
             env["PREFECT_API_URL"] = self.prefect_api_url

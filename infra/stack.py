@@ -430,13 +430,29 @@ class Stack:
         }
         (weed_dir / "s3.json").write_text(json.dumps({"identities": [identity]}, indent=2))
 
-    def _ensure_buckets(self) -> None:
-        client = self._s3_client()
-        existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+    def _ensure_buckets(self, timeout_s: float = 60) -> None:
+        """Create the buckets; a SeaweedFS restarted on old data answers before its master has
+        re-elected itself leader, so writes are retried until they go through."""
         s = self.settings
-        for bucket in (s.lake_bucket, s.mlflow_bucket, s.model_bucket):
-            if bucket not in existing:
-                client.create_bucket(Bucket=bucket)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                client = self._s3_client()
+                existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+                for bucket in (s.lake_bucket, s.mlflow_bucket, s.model_bucket):
+                    if bucket not in existing:
+                        client.create_bucket(Bucket=bucket)
+                probe = f"_health/{os.getpid()}"
+                client.put_object(Bucket=s.lake_bucket, Key=probe, Body=b"ok")
+                client.delete_object(Bucket=s.lake_bucket, Key=probe)
+                return
+            except Exception as exc:  # noqa: BLE001 - retried, then reported with the log
+                if time.monotonic() > deadline:
+                    raise StackError(
+                        f"S3 at {s.s3_endpoint_url} does not accept writes: {exc}; see "
+                        f"{self.log_file('s3')}:\n{self.tail('s3')}"
+                    ) from exc
+                time.sleep(1)
 
 
 def _alive(pid: int) -> bool:
