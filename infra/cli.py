@@ -88,7 +88,9 @@ def stack_status() -> None:
 
 @stack_app.command("logs")
 def stack_logs(
-    service: str = typer.Argument(None, help="postgresql, s3, mlflow or prefect; all if omitted"),
+    service: str | None = typer.Argument(
+        None, help="postgresql, s3, mlflow or prefect; all if omitted"
+    ),
     lines: int = typer.Option(40, "--lines", "-n"),
 ) -> None:
     """The last lines of each service's log under .stack/logs/."""
@@ -149,8 +151,8 @@ def print_summary(title: str, summary: Any, as_json: bool = False) -> None:
 @app.command("land")
 def land(
     source: str = typer.Option("synthetic", help="synthetic | kaggle | dir:PATH"),
-    snapshot: str = typer.Option(None, help="YYYY-MM-DD; today (UTC) by default"),
-    opportunities: int = typer.Option(None, help="Synthetic only: number of opportunities"),
+    snapshot: str | None = typer.Option(None, help="YYYY-MM-DD; today (UTC) by default"),
+    opportunities: int | None = typer.Option(None, help="Synthetic only: number of opportunities"),
     seed: int = typer.Option(42, help="Synthetic only: random seed"),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
 ) -> None:
@@ -166,7 +168,7 @@ def land(
 
 @app.command("validate")
 def validate(
-    snapshot: str = typer.Option(None, help="YYYY-MM-DD; the latest landed one by default"),
+    snapshot: str | None = typer.Option(None, help="YYYY-MM-DD; the latest landed one by default"),
     threshold: float = typer.Option(0.9, envvar="CRM_QUALITY_THRESHOLD", help="Minimum score"),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
 ) -> None:
@@ -182,7 +184,9 @@ def validate(
 
 @app.command("features")
 def features(
-    snapshot: str = typer.Option(None, help="YYYY-MM-DD; the latest validated one by default"),
+    snapshot: str | None = typer.Option(
+        None, help="YYYY-MM-DD; the latest validated one by default"
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
 ) -> None:
     """Compute point-in-time feature tables into the lake (flow `features`)."""
@@ -213,7 +217,9 @@ def materialize(
 
 @app.command("train")
 def train(
-    snapshot: str = typer.Option(None, help="YYYY-MM-DD; the latest validated one by default"),
+    snapshot: str | None = typer.Option(
+        None, help="YYYY-MM-DD; the latest validated one by default"
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON"),
 ) -> None:
     """Train baseline + XGBoost on Feast data; log to MLflow; gate the registry (flow `train`)."""
@@ -230,6 +236,70 @@ def train(
         from training.run import print_summary as print_training
 
         print_training(summary, console)
+
+
+@app.command("pipeline")
+def pipeline(
+    source: str = typer.Option("synthetic", help="synthetic | kaggle | dir:PATH"),
+    snapshot: str | None = typer.Option(None, help="YYYY-MM-DD; today (UTC) by default"),
+    opportunities: int | None = typer.Option(None, help="Synthetic only: number of opportunities"),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
+) -> None:
+    """land → validate → features → materialize → train/promote (flow `crm-pipeline`)."""
+    summary = run_step(
+        "pipeline",
+        lambda: _pipeline(source=source, snapshot=snapshot, opportunities=opportunities),
+        quiet=as_json,
+    )
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        from flows.pipeline import summary_markdown
+
+        console.print(summary_markdown(summary), markup=False, highlight=False)
+
+
+def _pipeline(**parameters: Any) -> Any:
+    from flows.pipeline import pipeline as pipeline_flow
+
+    return pipeline_flow(**parameters)
+
+
+@app.command("demo")
+def demo(
+    scorer_port: int = typer.Option(3000, help="Port of the BentoML scorer"),
+    explorer_port: int = typer.Option(8501, help="Port of the Streamlit explorer"),
+    wait: bool = typer.Option(True, help="Keep serving until Ctrl-C (--no-wait: stop at once)"),
+    skip_pipeline: bool = typer.Option(False, help="Serve what the last pipeline produced"),
+) -> None:
+    """The whole path: the pipeline, then the scorer and the explorer until Ctrl-C."""
+    import time
+
+    from infra.demo import explorer_app, running, scorer_app
+
+    settings = load_settings()
+    started = time.perf_counter()
+    if not skip_pipeline:
+        pipeline(source="synthetic", snapshot=None, opportunities=None, as_json=False)
+    apps = [scorer_app(scorer_port), explorer_app(explorer_port)]
+
+    def serve() -> None:
+        with running(apps, settings, on_event=lambda msg: console.print(f"  {msg}")):
+            console.print(
+                f"\n[bold]Ready after {time.perf_counter() - started:.0f} s[/bold] "
+                f"(profile {settings.profile}):\n"
+                f"  scorer    {apps[0].url}  (OpenAPI docs at {apps[0].url}/docs)\n"
+                f"  explorer  {apps[1].url}\n"
+            )
+            if wait:
+                console.print("Ctrl-C stops both.")
+                try:
+                    while True:
+                        time.sleep(1)
+                except KeyboardInterrupt:
+                    console.print("\nStopping…")
+
+    run_step("demo", serve)
 
 
 @app.command("env")

@@ -32,6 +32,7 @@ def prepare_process(settings: Settings) -> None:
 def user_errors() -> tuple[type[Exception], ...]:
     """Base exceptions whose messages are written for users: print them, no traceback."""
     from feature_tables.errors import FeatureTablesError
+    from infra.demo import DemoError
     from infra.duck import DuckDBSetupError
     from infra.lake import LakeError
     from infra.settings import SettingsError
@@ -47,4 +48,5 @@ def user_errors() -> tuple[type[Exception], ...]:
         ValidationError,
         FeatureTablesError,
         TrainingError,
+        DemoError,
     )

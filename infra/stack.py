@@ -11,18 +11,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from infra.lake import S3_CHECKSUM_ENV
+from infra.processes import alive, http_ok, port_open, stop_group
 from infra.settings import Settings
 
 
@@ -69,20 +66,6 @@ def _bin(name: str) -> str:
     if not found:
         raise StackError(f"`{name}` not found: run `make setup` (uv sync --frozen) first.")
     return found
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
-
-
-def http_ok(url: str, timeout: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return 200 <= response.status < 300
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
 
 
 class Stack:
@@ -272,7 +255,7 @@ class Stack:
             if svc.healthy():
                 return
             pid = self._pid(svc.name)
-            if svc.command is not None and pid is not None and not _alive(pid):
+            if svc.command is not None and pid is not None and not alive(pid):
                 raise StackError(
                     f"{svc.name} exited during start-up; see {self.log_file(svc.name)}:\n"
                     + self.tail(svc.name)
@@ -295,8 +278,8 @@ class Stack:
             pid = self._pid(svc.name)
             if pid is None:
                 continue
-            if _alive(pid):
-                _stop_group(pid, grace_s=30)
+            if alive(pid):
+                stop_group(pid, grace_s=30)
             self._wait_ports_closed(svc, timeout_s=30)
             self.pid_file(svc.name).unlink(missing_ok=True)
             on_event(f"{svc.name}: stopped")
@@ -317,7 +300,7 @@ class Stack:
         out = []
         for svc in self.services:
             pid = self._pid(svc.name)
-            ours = pid is not None and _alive(pid)
+            ours = pid is not None and alive(pid)
             out.append(
                 ServiceStatus(
                     name=svc.name,
@@ -453,59 +436,3 @@ class Stack:
                         f"{self.log_file('s3')}:\n{self.tail('s3')}"
                     ) from exc
                 time.sleep(1)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of this process still "exists"; reap it if it is ours.
-    try:
-        waited, _ = os.waitpid(pid, os.WNOHANG)
-        return waited == 0
-    except ChildProcessError:
-        return _not_zombie(pid)
-
-
-def _not_zombie(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
-
-
-def _stop_group(pid: int, grace_s: float) -> None:
-    """SIGTERM the process group, wait `grace_s` (SeaweedFS takes ~15 s), then SIGKILL."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if not _alive(pid) and not _group_alive(pid):
-            return
-        time.sleep(0.25)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and (_alive(pid) or _group_alive(pid)):
-        time.sleep(0.1)
-
-
-def _group_alive(pgid: int) -> bool:
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            fields = (proc / "stat").read_text().split(")")[-1].split()
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False

@@ -86,7 +86,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 
 
 def assert_ports_closed(settings: Settings) -> None:
-    from infra.stack import Stack, port_open
+    from infra.processes import port_open
+    from infra.stack import Stack
 
     for svc in Stack(settings).services:
         if svc.command is not None:

@@ -1,0 +1,121 @@
+"""`crm demo`: the pipeline, then the scorer and the explorer, until Ctrl-C.
+
+The pipeline runs in this process (Prefect flows); the scorer (`bentoml serve`) and the explorer
+(`streamlit run`) are child processes in their own process groups, stopped on exit whatever
+happens, so a demo never leaves a server behind.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.processes import alive, http_ok, port_open, stop_group
+from infra.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class DemoError(RuntimeError):
+    """A demo service did not come up; the message names its log."""
+
+
+@dataclass(frozen=True)
+class App:
+    name: str
+    command: list[str]
+    port: int
+    ready_path: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def scorer_app(port: int) -> App:
+    command = [_bin("bentoml"), "serve", "serving.service:Scorer", "--host", "127.0.0.1"]
+    return App("scorer", [*command, "--port", str(port)], port, "/readyz")
+
+
+def explorer_app(port: int) -> App:
+    command = [
+        _bin("streamlit"),
+        "run",
+        "serving/explorer/app.py",
+        "--server.headless",
+        "true",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    return App("explorer", command, port, "/_stcore/health")
+
+
+@contextmanager
+def running(
+    apps: list[App],
+    settings: Settings,
+    on_event: Callable[[str], None],
+    timeout_s: float = 300,
+) -> Iterator[list[App]]:
+    """Start `apps` in order, wait until each answers, and stop them all on exit."""
+    logs = (settings.home / "logs").resolve()
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "CRM_SCORER_URL": apps[0].url if apps else ""}
+    started: list[tuple[App, subprocess.Popen[bytes]]] = []
+    try:
+        for app in apps:
+            if port_open(app.port):
+                raise DemoError(
+                    f"Port {app.port} for the {app.name} is taken: stop what uses it or choose "
+                    f"another port (`crm demo --help`)."
+                )
+            log = (logs / f"{app.name}.log").open("ab")
+            process = subprocess.Popen(
+                app.command,
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            started.append((app, process))
+            _wait_ready(app, process, logs / f"{app.name}.log", timeout_s)
+            on_event(f"{app.name} ready at {app.url}")
+        yield apps
+    finally:
+        for app, process in reversed(started):
+            if alive(process.pid):
+                stop_group(process.pid, grace_s=20)
+            on_event(f"{app.name} stopped")
+
+
+def _wait_ready(app: App, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if http_ok(app.url + app.ready_path):
+            return
+        if process.poll() is not None:
+            raise DemoError(f"The {app.name} exited during start-up: see {log}\n{_tail(log)}")
+        time.sleep(0.5)
+    raise DemoError(
+        f"The {app.name} was not ready after {timeout_s:.0f} s: see {log}\n{_tail(log)}"
+    )
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
