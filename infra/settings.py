@@ -94,6 +94,14 @@ class Settings(BaseSettings):
     mlflow_port: int = 5000
     prefect_port: int = 4200
 
+    # --- Serving ------------------------------------------------------------------------------
+    scorer_url: str = Field(
+        default="http://127.0.0.1:3000", description="The BentoML scorer, for its clients."
+    )
+    api_token: SecretStr | None = Field(
+        default=None, description="Bearer token the scorer requires on scoring endpoints."
+    )
+
     # --- Model registry -----------------------------------------------------------------------
     model_name: str = "crm-win-probability"
     feast_project: str = "crm"

@@ -26,7 +26,17 @@ def host_ports(service: dict[str, Any]) -> set[int]:
 
 
 def test_services_of_the_stack_are_all_there(compose: dict[str, Any]) -> None:
-    expected = {"minio", "create-buckets", "postgres", "mlflow", "prefect-server", "prefect-worker"}
+    expected = {
+        "minio",
+        "create-buckets",
+        "postgres",
+        "mlflow",
+        "prefect-server",
+        "prefect-worker",
+        "pipeline",
+        "scorer",
+        "explorer",
+    }
     assert expected <= set(compose["services"])
 
 
@@ -38,6 +48,21 @@ def test_host_ports_match_the_stack_profile(compose: dict[str, Any]) -> None:
     assert s.prefect_port in host_ports(services["prefect-server"])
     s3_port = int(s.s3_endpoint_host.rsplit(":", 1)[1])  # type: ignore[union-attr]
     assert s3_port in host_ports(services["minio"])
+    scorer_port = int(s.scorer_url.rsplit(":", 1)[1])
+    assert scorer_port in host_ports(services["scorer"])
+    assert services["explorer"]["environment"]["CRM_SCORER_URL"].endswith(f":{scorer_port}")
+
+
+def test_app_images_build_from_the_lockfile_with_one_target_per_role(
+    compose: dict[str, Any],
+) -> None:
+    dockerfile = (ROOT / "infra/docker/app.Dockerfile").read_text()
+    assert "uv sync --frozen" in dockerfile
+    for name in ("prefect-worker", "pipeline", "scorer", "explorer"):
+        build = compose["services"][name]["build"]
+        assert build["dockerfile"] == "infra/docker/app.Dockerfile"
+        assert f"AS {build['target']}" in dockerfile, f"{name}: no stage {build['target']}"
+    assert compose["services"]["pipeline"]["command"].startswith("crm pipeline")
 
 
 def test_every_variable_is_a_setting(compose: dict[str, Any]) -> None:
@@ -55,7 +80,9 @@ def test_defaults_agree_with_the_stack_profile() -> None:
     for var, default in defaults.items():
         value = getattr(s, var.removeprefix("CRM_").lower())
         value = value.get_secret_value() if hasattr(value, "get_secret_value") else value
-        assert str(value) == default, f"{var}: compose default {default!r} != settings {value!r}"
+        assert ("" if value is None else str(value)) == default, (
+            f"{var}: compose default {default!r} != settings {value!r}"
+        )
 
 
 def test_pinned_images_named_volumes_and_healthchecks(compose: dict[str, Any]) -> None:
