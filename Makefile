@@ -65,7 +65,7 @@ train: setup ## Train, log to MLflow, gate the registry (training issue)
 serve: setup ## BentoML scoring service (serving issue: not built yet)
 	$(RUN) bentoml serve serving.service:Scorer
 
-explorer: setup ## Streamlit explorer (explorer issue: not built yet)
+explorer: setup ## Streamlit explorer: pipeline, opportunity, features, data quality, models
 	$(RUN) streamlit run serving/explorer/app.py
 
 deploy: setup ## Register the Prefect deployments with the stack's server (pipeline issue)

@@ -1,0 +1,183 @@
+"""Every explorer page under Streamlit's AppTest, on a local profile the real pipeline prepared.
+
+The scorer is deliberately not running here (CRM_SCORER_URL points at a closed port): the pages
+that need it must say so and how to start it; the browser e2e test covers the scored path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from infra.lake import Lake
+from infra.settings import Settings
+from serving.explorer import data
+from tests.e2e.conftest import (
+    BROKEN_ROWS,
+    free_port,
+    local_profile_env,
+    prepare_local_profile,
+)
+from validation.report import read_history
+
+pytestmark = pytest.mark.unit
+
+APP = Path(__file__).resolve().parents[2] / "serving" / "explorer" / "app.py"
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, dict]]:
+    """One local profile for the module: two validated snapshots, features, one model."""
+    home = tmp_path_factory.mktemp("explorer") / ".crm"
+    scorer = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with local_profile_env(home, CRM_SCORER_URL=scorer) as settings:
+        outputs = prepare_local_profile(settings, opportunities=1200)
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        yield settings, outputs
+
+
+@pytest.fixture(scope="module")
+def settings(prepared: tuple[Settings, dict]) -> Settings:
+    return prepared[0]
+
+
+def run_page(page: str | None) -> AppTest:
+    app = AppTest.from_file(str(APP), default_timeout=180)
+    app.run()
+    if page:
+        app.switch_page(f"pages/{page}.py")
+        app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def metric(app: AppTest, label: str) -> str:
+    return next(m.value for m in app.metric if m.label == label)
+
+
+def test_pipeline_without_scorer_lists_open_deals_and_says_how_to_start_it(
+    settings: Settings,
+) -> None:
+    app = run_page(None)  # the default page
+    assert [t.value for t in app.title] == ["Pipeline"]
+    [error] = app.error
+    assert "scoring service" in error.value and "make serve" in error.value
+    assert settings.profile.value == "local"
+
+    lake = Lake.from_settings(settings)
+    deals = data.open_deals(lake, data.latest_snapshot(lake))
+    assert len(deals) > 100
+    assert metric(app, "Open deals") == f"{len(deals):,}"
+    assert metric(app, "List value") == f"${deals['sales_price'].sum():,.0f}"
+    assert not [m for m in app.metric if m.label == "Expected value"]  # no scores, no fake ones
+
+    east = deals[deals["regional_office"] == "East"]
+    app.multiselect[2].select("East").run()  # Region
+    assert metric(app, "Open deals") == f"{len(east):,}"
+    table = app.dataframe[-1].value
+    assert set(table["regional_office"]) == {"East"} and len(table) == len(east)
+
+
+def test_opportunity_without_scorer_says_which_service_is_down(settings: Settings) -> None:
+    app = run_page("opportunity")
+    assert [t.value for t in app.title] == ["Opportunity"]
+    lake = Lake.from_settings(settings)
+    open_ids = set(data.open_deals(lake, data.latest_snapshot(lake))["opportunity_id"])
+    assert app.text_input[0].value in open_ids
+    [error] = app.error
+    assert "make serve" in error.value and "not ready" in error.value
+    assert not app.slider  # no what-if without a score
+
+
+def test_features_page_shows_registry_freshness_and_point_in_time(settings: Settings) -> None:
+    app = run_page("features")
+    assert [t.value for t in app.title] == ["Features"]
+    views, services, freshness = (app.dataframe[i].value for i in range(3))
+    assert set(views["view"]) >= {
+        "sales_agent_daily_stats",
+        "account_profile",
+        "opportunity",
+        "opportunity_request_features",
+    }
+    assert set(services["service"]) == {"opportunity_scoring_v1"}
+    assert (freshness["online_lag"] == "up to date").all(), freshness
+    assert (freshness["rows"] > 0).all()
+
+    # Point in time: the first view/key at the newest day, checked against the offline rows.
+    pit = app.dataframe[-2].value
+    view, key = app.selectbox(key="pit_view").value, app.selectbox(key="pit_key").value
+    day = app.date_input(key="pit_day").value
+    at = pd.Timestamp(datetime.combine(day, datetime.min.time(), tzinfo=UTC))
+    offline = data.feature_table(Lake.from_settings(settings), view)
+    join_key = offline.columns[0]
+    rows = offline[
+        (offline[join_key] == key) & (pd.to_datetime(offline["event_timestamp"], utc=True) < at)
+    ]
+    newest = rows.sort_values("event_timestamp").iloc[-1]
+    served = dict(zip(pit["feature"], pit["value"], strict=True))
+    for feature in ("win_rate_90d", "closed_30d", "open_pipeline_value"):
+        assert served[feature] == data.display_value(newest[feature]), feature
+    assert pd.Timestamp(pit["row_event_timestamp"].iloc[0]) == pd.Timestamp(
+        newest["event_timestamp"]
+    )
+
+
+def test_quality_page_shows_latest_report_and_history(settings: Settings) -> None:
+    app = run_page("quality")
+    assert [t.value for t in app.title] == ["Data quality"]
+    lake = Lake.from_settings(settings)
+    history = read_history(lake)
+    assert len(history) == 2
+    latest = data.latest_report(lake)
+    assert app.selectbox[0].value == latest["snapshot"] == history[-1]["snapshot"]
+    assert metric(app, "Quality score") == f"{latest['score']:.3f}"
+    assert metric(app, "Gate") == ("passed" if latest["passed"] else "failed")
+    findings = next(d.value for d in app.dataframe if "rule" in d.value.columns)
+    assert len(findings) == len(latest["findings"])
+    shown_history = app.dataframe[-1].value
+    assert shown_history["snapshot"].tolist() == [h["snapshot"] for h in history]
+
+    # The earlier snapshot had deals with an unknown stage: they are in its quarantine.
+    app.selectbox[0].select(history[0]["snapshot"]).run()
+    assert not app.exception
+    [expander] = app.expander
+    assert expander.label == f"sales_pipeline: {BROKEN_ROWS:,} rows"
+    reasons, rows = (d.value for d in expander.dataframe)
+    assert reasons["rows"].sum() >= BROKEN_ROWS and (rows["deal_stage"] == "Negotiating").all()
+    assert len(rows) == BROKEN_ROWS
+
+
+def test_models_page_shows_champion_metrics_and_plots(prepared: tuple[Settings, dict]) -> None:
+    _, outputs = prepared
+    [report] = outputs["trainings"]
+    app = run_page("models")
+    assert [t.value for t in app.title] == ["Models"]
+    compare = app.dataframe[0].value
+    champion = f"champion (v{report.model_version})"
+    auc = compare.set_index("metric").loc["AUC (higher is better)", champion]
+    assert auc == pytest.approx(report.metrics["xgboost"]["auc"])
+    # ROC and calibration of the one version (champion = challenger after one training run)
+    captions = [caption for image in app.image for caption in image.captions]
+    assert captions == [f"champion v{report.model_version}"] * 2
+
+
+def test_pages_before_anything_ran_say_what_to_run(settings: Settings, tmp_path: Path) -> None:
+    with local_profile_env(tmp_path / ".crm", CRM_SCORER_URL="http://127.0.0.1:9"):
+        expected = {
+            None: "make pipeline",
+            "opportunity": "make pipeline",
+            "features": "make materialize",
+            "quality": "make validate",
+            "models": "make train",
+        }
+        for page, command in expected.items():
+            app = run_page(page)
+            messages = " ".join(m.value for m in [*app.info, *app.error, *app.warning])
+            assert command in messages, (page, messages)
