@@ -1,0 +1,124 @@
+"""The whole path on the synthetic generator: land -> validate -> features -> Feast -> train.
+
+No servers: lake, Feast registry/online store and MLflow live in a temporary CRM_HOME. Features
+come only from `get_historical_features` on the feature service `opportunity_scoring_v1`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from infra.lake import Lake
+from infra.settings import Settings, get_settings
+from training.examples import FEATURE_SERVICE, Examples, build_examples
+from training.features import LABEL, TRUE_PROBABILITY, feature_columns
+from training.leakage import refused_columns
+from training.run import TrainingReport, train
+
+pytestmark = pytest.mark.e2e
+
+SNAPSHOT = "2017-12-31"
+OPPORTUNITIES = 8800
+
+
+def _fresh_feature_repo() -> None:
+    for name in [m for m in sys.modules if m == "feature_repo" or m.startswith("feature_repo.")]:
+        del sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    home = tmp_path_factory.mktemp("crm-e2e") / ".crm"
+    saved = {k: os.environ.get(k) for k in ("CRM_HOME", "CRM_PROFILE")}
+    os.environ.update({"CRM_HOME": str(home), "CRM_PROFILE": "local"})
+    get_settings.cache_clear()
+    _fresh_feature_repo()
+    try:
+        yield get_settings()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        get_settings.cache_clear()
+        _fresh_feature_repo()
+
+
+@pytest.fixture(scope="module")
+def examples(local: Settings) -> Examples:
+    from feature_tables.build import build_feature_tables
+    from feature_tables.store import apply, feature_store
+    from ingestion.landing import land
+    from ingestion.synthetic import generate
+    from validation.run import validate_snapshot
+
+    lake = Lake.from_settings(local)
+    land(lake, generate(OPPORTUNITIES, seed=42), SNAPSHOT, code_version="test")
+    assert validate_snapshot(lake, SNAPSHOT).passed
+    build_feature_tables(lake, SNAPSHOT)
+    store = feature_store(local)
+    apply(store, local)
+    return build_examples(local, SNAPSHOT, store=store)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness():
+        yield
+
+
+@pytest.fixture(scope="module")
+def report(local: Settings, examples: Examples) -> TrainingReport:
+    return train(local, examples.frame, lineage=examples.lineage)
+
+
+def test_examples_come_from_the_feature_service(examples: Examples) -> None:
+    frame = examples.frame
+    features = feature_columns(frame)
+    assert len(features) >= 20 and not refused_columns(features)
+    assert all("__" in f for f in features)  # Feast full feature names: view__feature
+    assert frame[features].notna().mean().min() > 0.95
+    assert set(frame[LABEL].unique()) == {0, 1} and frame[TRUE_PROBABILITY].notna().all()
+    assert examples.lineage["feature_service"] == FEATURE_SERVICE
+    assert examples.lineage["snapshot"] == SNAPSHOT and examples.lineage["source_checksums"]
+
+
+def test_trained_registered_and_champion(report: TrainingReport) -> None:
+    assert report.decision is not None and report.decision.promoted
+    assert report.run_id and report.model_version == "1"
+    xgb = report.metrics["xgboost"]
+    assert xgb["brier"] < xgb["base_rate_brier"] and xgb["auc"] > 0.65
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="At 8,800 opportunities (~3,400 training deals) the generator's largest planted term, "
+    "product x sector fit (70 latent cells), is not learnable from opportunity_scoring_v1's "
+    "per-entity rates: AUC ~0.945 x oracle, Brier ~1.076 x. The same path at 1,000,000 "
+    "opportunities reaches 0.982 x / 1.025 x. See docs/training.md, 'Distance to the oracle'.",
+)
+def test_close_to_the_oracle_on_the_generator(report: TrainingReport) -> None:
+    xgb = report.metrics["xgboost"]
+    assert xgb["auc"] >= 0.97 * xgb["oracle_auc"]
+    assert xgb["brier"] <= 1.03 * xgb["oracle_brier"]
+
+
+def test_train_flow_registers_a_challenger(
+    report: TrainingReport, local: Settings, prefect_harness: None
+) -> None:
+    """The flow builds its own examples from the lake + Feast and goes through the gate."""
+    from flows.train import train as train_flow
+
+    summary = train_flow(snapshot=SNAPSHOT, search_size=2)
+    assert summary["model_version"] == "2"
+    assert summary["lineage"]["snapshot"] == SNAPSHOT
+    assert summary["lineage"]["validated_txid"]
+    assert summary["decision"]["champion_version"] == "1"
+    assert summary["decision"]["reason"]

@@ -1,0 +1,59 @@
+"""Entity rows of closed deals: engagement plus every step while open, never at/after close."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from training.errors import ExamplesError
+from training.examples import entity_frame
+
+pytestmark = pytest.mark.unit
+
+
+def _pipeline() -> pd.DataFrame:
+    rows = [
+        ("A1", "Won", date(2017, 1, 1), date(2017, 3, 5), 100),
+        ("A2", "Lost", date(2017, 2, 1), date(2017, 3, 3), 0),
+        ("A3", "Won", date(2017, 4, 1), date(2017, 4, 1), 50),  # closed the day it engaged
+        ("A4", "Engaging", date(2017, 5, 1), None, None),
+        ("A5", "Prospecting", None, None, None),
+    ]
+    frame = pd.DataFrame(
+        rows, columns=["opportunity_id", "deal_stage", "engage_date", "close_date", "close_value"]
+    )
+    frame["sales_agent"], frame["account"], frame["product"] = "Ag", "Acc", "GTX Basic"
+    return frame
+
+
+def test_as_of_rows_every_step_strictly_before_close() -> None:
+    entities = entity_frame(_pipeline(), step_days=30)
+    by_id = entities.groupby("opportunity_id")["event_timestamp"].apply(
+        lambda s: [t.date().isoformat() for t in s]
+    )
+    assert by_id.to_dict() == {
+        "A1": ["2017-01-01", "2017-01-31", "2017-03-02"],
+        "A2": ["2017-02-01", "2017-03-03"][:1],
+    }
+    assert entities.set_index("opportunity_id")["label"].groupby(level=0).first().to_dict() == {
+        "A1": 1,
+        "A2": 0,
+    }
+    assert (entities["event_timestamp"] < entities["label_timestamp"]).all()
+    assert str(entities["event_timestamp"].dt.tz) == "UTC"
+    assert (entities["request_timestamp"] == entities["event_timestamp"]).all()
+    assert "close_value" not in entities and "close_date" not in entities
+
+
+def test_engagement_only() -> None:
+    entities = entity_frame(_pipeline(), step_days=None)
+    assert list(entities["opportunity_id"]) == ["A1", "A2"]
+    assert (entities["event_timestamp"] == entities["engage_date"]).all()
+
+
+def test_no_closed_deal_is_a_clear_error() -> None:
+    open_only = _pipeline().query("deal_stage in ['Engaging', 'Prospecting']")
+    with pytest.raises(ExamplesError, match="no closed deal"):
+        entity_frame(open_only)

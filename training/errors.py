@@ -1,0 +1,19 @@
+"""Errors of the training step; each message says what happened and what to do next."""
+
+from __future__ import annotations
+
+
+class TrainingError(RuntimeError):
+    """Base of every error raised by `training`."""
+
+
+class ExamplesError(TrainingError):
+    """Training examples could not be built or are unusable (missing data, wrong columns)."""
+
+
+class LeakageError(TrainingError):
+    """A feature carries the outcome: refused before any model is fitted."""
+
+
+class RegistryError(TrainingError):
+    """The MLflow model registry could not be read or updated."""

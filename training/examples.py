@@ -1,0 +1,136 @@
+"""Training examples: closed deals scored as of points in time, features from Feast only.
+
+Each closed opportunity (Won = 1, Lost = 0) becomes one example at its engagement and one every
+`step_days` after that while it was still open (strictly before its close date, so its own
+outcome is never in the daily stats it is joined with). The entity frame carries the keys, the
+as-of `event_timestamp`, the label, `label_timestamp` (close date, for the leak-free split, never
+a feature) and the request inputs of the on-demand view (`engage_date`, `request_timestamp`);
+everything else comes from `get_historical_features` on the feature service
+`opportunity_scoring_v1`, point-in-time joined by Feast. Deals engaged and closed on the same day
+have no as-of time before their outcome and give no example.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from infra.lake import Lake
+from infra.settings import Settings
+from ingestion.tables import SALES_PIPELINE, STAGES_CLOSED
+from training.errors import ExamplesError
+from training.features import (
+    ENTITY_KEYS,
+    LABEL,
+    LABEL_TIMESTAMP,
+    OPPORTUNITY_ID,
+    TIMESTAMP,
+    TRUE_PROBABILITY,
+)
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+FEATURE_SERVICE = "opportunity_scoring_v1"
+STEP_DAYS = 30
+
+
+@dataclass
+class Examples:
+    frame: pd.DataFrame
+    lineage: dict[str, Any] = field(default_factory=dict)
+
+
+def _days(values: pd.Series) -> np.ndarray:
+    """Calendar days as naive datetime64 (read as UTC midnight)."""
+    stamps = pd.to_datetime(values)
+    if stamps.dt.tz is not None:
+        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+    return stamps.dt.normalize().to_numpy(dtype="datetime64[ns]")
+
+
+def entity_frame(pipeline: pd.DataFrame, *, step_days: int | None = STEP_DAYS) -> pd.DataFrame:
+    """One row per (closed deal, as-of day): engage day + k * step_days, before the close day."""
+    deals = pipeline[pipeline["deal_stage"].isin(STAGES_CLOSED)]
+    deals = deals.dropna(subset=["engage_date", "close_date", "account"])
+    if deals.empty:
+        raise ExamplesError(
+            "The pipeline has no closed deal with engage and close dates: nothing to learn from. "
+            "Land a snapshot with history (`crm land`) and validate it (`crm validate`)."
+        )
+    engage, close = _days(deals["engage_date"]), _days(deals["close_date"])
+    open_days = (close - engage).astype("timedelta64[D]").astype("int64")
+    steps = np.ones(len(deals), dtype="int64")
+    if step_days:
+        steps = np.maximum(1, -(-open_days // step_days))
+    repeat = np.repeat(np.arange(len(deals)), steps)
+    k = np.arange(len(repeat)) - np.repeat(np.cumsum(steps) - steps, steps)
+    as_of = engage[repeat] + (k * (step_days or 0)).astype("timedelta64[D]")
+    frame = pd.DataFrame({key: deals[key].to_numpy()[repeat] for key in ENTITY_KEYS})
+    frame[TIMESTAMP] = pd.to_datetime(as_of, utc=True)
+    frame[LABEL] = (deals["deal_stage"].to_numpy()[repeat] == "Won").astype("int64")
+    frame[LABEL_TIMESTAMP] = pd.to_datetime(close[repeat], utc=True)
+    frame["engage_date"] = pd.to_datetime(engage[repeat], utc=True)
+    frame = frame[frame[TIMESTAMP] < frame[LABEL_TIMESTAMP]].reset_index(drop=True)
+    frame["request_timestamp"] = frame[TIMESTAMP]
+    return frame
+
+
+def historical_features(
+    store: FeatureStore, entity_df: pd.DataFrame, feature_service: str = FEATURE_SERVICE
+) -> pd.DataFrame:
+    """Point-in-time features of the feature service, joined to the entity rows by Feast."""
+    service = store.get_feature_service(feature_service)
+    job = store.get_historical_features(
+        entity_df=entity_df, features=service, full_feature_names=True
+    )
+    return job.to_df()
+
+
+def attach_truth(frame: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """Add the true win probability (simulated data only) for the oracle metrics."""
+    truth = truth[[OPPORTUNITY_ID, TRUE_PROBABILITY]].drop_duplicates(OPPORTUNITY_ID)
+    return frame.merge(truth, on=OPPORTUNITY_ID, how="left")
+
+
+def build_examples(
+    settings: Settings,
+    snapshot: str | None = None,
+    *,
+    step_days: int | None = STEP_DAYS,
+    store: FeatureStore | None = None,
+    feature_service: str = FEATURE_SERVICE,
+) -> Examples:
+    """Examples of a validated snapshot (default: the latest) with Feast features and lineage."""
+    from feature_tables.store import feature_store
+    from ingestion.landing import ground_truth_key, read_manifest_metadata
+    from ingestion.tables import validated_manifest_key
+    from validation.published import latest_validated_snapshot, read_validated
+
+    lake = Lake.from_settings(settings)
+    snapshot = snapshot or latest_validated_snapshot(lake)
+    pipeline = read_validated(lake, snapshot)[SALES_PIPELINE].to_pandas()
+    entities = entity_frame(pipeline, step_days=step_days)
+    store = store or feature_store(settings)
+    frame = historical_features(store, entities, feature_service)
+    truth_key = ground_truth_key(snapshot)
+    if lake.exists(truth_key):
+        frame = attach_truth(frame, lake.read_parquet(truth_key).to_pandas())
+    raw = read_manifest_metadata(lake, snapshot)
+    validated = lake.read_manifest(validated_manifest_key(snapshot))
+    lineage = {
+        "snapshot": snapshot,
+        "source": raw.get("source"),
+        "source_checksums": raw.get("checksums"),
+        "raw_code_version": raw.get("code_version"),
+        "validated_txid": validated.txid,
+        "feature_service": feature_service,
+        "feast_project": settings.feast_project,
+        "step_days": step_days,
+    }
+    return Examples(
+        frame=frame.sort_values([TIMESTAMP, OPPORTUNITY_ID], ignore_index=True), lineage=lineage
+    )

@@ -1,0 +1,84 @@
+"""MLflow tracking: where runs go and what a training run records.
+
+The tracking URI and artifact root come from `Settings` (local profile: SQLite under `.crm/` and
+local files; stack/prod: the MLflow server and S3). `mlflow.set_tracking_uri` is called by
+`configure`, never at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.models import infer_signature
+from mlflow.models.model import ModelInfo
+
+from infra.lake import configure_s3_environment
+from infra.settings import Settings
+from training.models import WinProbabilityModel
+
+EXPERIMENT = "crm-win-probability"
+
+
+def configure(settings: Settings, experiment: str = EXPERIMENT) -> str:
+    """Point MLflow at this profile's tracking server and return the experiment id."""
+    if settings.uses_s3:
+        configure_s3_environment()
+        for name, value in settings.env_exports().items():
+            if name.startswith(("AWS_", "MLFLOW_S3_")):
+                os.environ.setdefault(name, value)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is not None:
+        return found.experiment_id
+    location = f"{settings.mlflow_artifact_root.rstrip('/')}/{experiment}"
+    return mlflow.create_experiment(experiment, artifact_location=location)
+
+
+def flat_params(prefix: str, values: dict[str, Any]) -> dict[str, str]:
+    """MLflow params are strings of at most 6,000 characters."""
+    return {f"{prefix}{k}": str(v)[:6000] for k, v in values.items()}
+
+
+def log_metrics(prefix: str, metrics: dict[str, float]) -> None:
+    mlflow.log_metrics(
+        {f"{prefix}{k}": float(v) for k, v in metrics.items() if np.isfinite(float(v))}
+    )
+
+
+def log_json(obj: Any, artifact_file: str) -> None:
+    mlflow.log_dict(obj, artifact_file)
+
+
+def log_figures(paths: list[Path], artifact_path: str = "plots") -> None:
+    for path in paths:
+        mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+def log_model(model: WinProbabilityModel, encoded_example: pd.DataFrame) -> ModelInfo:
+    """The booster with the xgboost flavour, signature, input example and spec/calibration."""
+    example = encoded_example.head(5)
+    signature = infer_signature(example, model.raw_proba_encoded(example))
+    return mlflow.xgboost.log_model(
+        model.booster,
+        name="model",
+        signature=signature,
+        input_example=example,
+        metadata=model.metadata(),
+        model_format="ubj",
+    )
+
+
+def scratch_dir() -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="crm-train-")
+
+
+def dump(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, default=str)
