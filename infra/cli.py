@@ -229,13 +229,9 @@ def train(
 
         return train_flow(snapshot=snapshot)
 
-    summary = run_step("train", step, quiet=as_json)
+    summary = run_step("train", step, quiet=as_json)  # the flow prints its metrics table
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
-    else:
-        from training.run import print_summary as print_training
-
-        print_training(summary, console)
 
 
 @app.command("pipeline")
