@@ -1,0 +1,394 @@
+"""Plain scoring logic (no BentoML): champion + Feast online features -> probabilities.
+
+`open_engine` does all registry and feature-service work once; `score_ids` then costs one online
+read per view for the whole batch (profiles cached), one matrix encode and two XGBoost calls
+(probability, contributions). The service, the benchmark and the tests all use `ScoringEngine`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import xgboost as xgb
+from pydantic import ValidationError, create_model
+
+from infra.settings import Settings
+from serving.encoding import Encoder, days_open, list_price_tier, utc
+from serving.errors import (
+    InvalidFeatures,
+    ModelMismatch,
+    OpportunityClosed,
+    OpportunityNotFound,
+    ServingError,
+)
+from serving.online import OnlineReader, Row, ViewReader
+from serving.schemas import DEFAULT_TOP_K, FeatureValue
+from training.features import FeatureSpec
+from training.models import WinProbabilityModel
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+log = logging.getLogger("bentoml.crm_serving")
+
+FEATURE_SERVICE = "opportunity_scoring_v1"
+OPPORTUNITY_VIEW = "opportunity"
+REQUEST_VIEW = "opportunity_request_features"
+PRICE_VIEW, PRICE_FEATURE = "product_profile", "sales_price"
+CLOSED_STAGES = frozenset({"Won", "Lost"})
+OPPORTUNITY_FEATURES = ["sales_agent", "account", "product", "engage_date", "deal_stage"]
+# Request-time features computed here, exactly as the on-demand view computes them.
+REQUEST_FEATURES = ("days_open", "list_price_tier")
+STATIC_CACHE_SECONDS = 60.0
+# Daily stats change once per materialisation (daily): a few seconds of cache is invisible, and
+# saves a round trip per request. The opportunity row is always read (stage, outage -> 503).
+DAILY_CACHE_SECONDS = 5.0
+SEP = "__"  # Feast's full feature names: <view>__<feature>
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: WinProbabilityModel
+    name: str
+    version: str
+
+
+@dataclass
+class Deal:
+    """What the opportunity view says about one id, and the request's scoring time."""
+
+    opportunity_id: str
+    keys: dict[str, str | None]  # sales_agent / account / product
+    engage_date: datetime | None
+    event_ts: datetime | None
+
+
+def load_champion(settings: Settings, alias: str = "champion") -> LoadedModel:
+    """The model behind `alias` and its version (re-read if the alias moved while loading)."""
+    from training.registry import alias_version, load_model
+
+    for _ in range(3):
+        before = alias_version(settings, alias)
+        model = load_model(settings, alias)
+        if before is not None and alias_version(settings, alias) == before:
+            return LoadedModel(model, settings.model_name, before)
+    raise ServingError(f"{settings.model_name}@{alias} kept moving while loading; retry.")
+
+
+@dataclass
+class Collected:
+    """One deal's model inputs by full feature name, with their freshness and scoring time."""
+
+    opportunity_id: str
+    features: dict[str, Any]
+    timestamps: dict[str, datetime | None]
+    list_price: float | None
+    as_of: datetime
+
+
+class ScoringEngine:
+    """A loaded champion, the views it needs and an online reader. Thread-compatible:
+    call it from one thread at a time (the service funnels batches through one worker)."""
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        store: FeatureStore,
+        profile: str,
+        *,
+        static_cache_seconds: float = STATIC_CACHE_SECONDS,
+        daily_cache_seconds: float = DAILY_CACHE_SECONDS,
+    ) -> None:
+        self.loaded = loaded
+        self.profile = profile
+        self.spec: FeatureSpec = loaded.model.spec
+        self.booster: xgb.Booster = loaded.model.booster
+        # One thread: OpenMP fan-out costs ~20 ms per call on a busy 2-core machine, and a
+        # scoring batch is far too small to gain from it.
+        self.booster.set_param({"nthread": 1})
+        self.encoder = Encoder(self.spec, self.booster.feature_names)
+        self.calibrator = loaded.model.calibrator
+        self.online = OnlineReader(store)
+        self.opportunity = ViewReader(
+            store.get_feature_view(OPPORTUNITY_VIEW), "opportunity_id", OPPORTUNITY_FEATURES
+        )
+        self.views = self._view_readers(store, static_cache_seconds, daily_cache_seconds)
+        self._feature_model = self._what_if_model()
+
+    # ----------------------------------------------------------------------------- set-up
+    def _view_readers(
+        self, store: FeatureStore, static_seconds: float, daily_seconds: float
+    ) -> list[ViewReader]:
+        """One reader per stored view the model uses, checked against the feature service."""
+        service = store.get_feature_service(FEATURE_SERVICE)
+        served = {p.name: {f.name for f in p.features} for p in service.feature_view_projections}
+        wanted: dict[str, list[str]] = {}
+        for column in self.spec.columns:
+            view, _, feature = column.partition(SEP)
+            if view not in served or feature not in served[view]:
+                raise ModelMismatch(
+                    f"The champion uses {column}, which feature service {FEATURE_SERVICE} does "
+                    "not serve: retrain on the current feature service (`crm train`)."
+                )
+            if view == REQUEST_VIEW:
+                if feature not in REQUEST_FEATURES:
+                    raise ModelMismatch(f"Request feature {column} is unknown to serving.")
+                continue
+            wanted.setdefault(view, []).append(feature)
+        wanted.setdefault(PRICE_VIEW, [])
+        if PRICE_FEATURE not in wanted[PRICE_VIEW]:
+            wanted[PRICE_VIEW].append(PRICE_FEATURE)  # expected value and the price tier
+        readers = []
+        for view_name, features in wanted.items():
+            feature_view = store.get_feature_view(view_name)
+            join_keys = [c.name for c in feature_view.entity_columns]
+            if len(join_keys) != 1:
+                raise ModelMismatch(
+                    f"View {view_name} has join keys {join_keys}; serving needs one."
+                )
+            static = feature_view.tags.get("grain") == "static"
+            seconds = static_seconds if static else daily_seconds
+            readers.append(ViewReader(feature_view, join_keys[0], features, seconds, static))
+        return readers
+
+    def _what_if_model(self) -> type:
+        fields: dict[str, Any] = {n: (float | bool | None, None) for n in self.spec.numeric}
+        # Categorical levels are compared as text, as FeatureSpec.encode does (True -> "True").
+        fields |= {name: (str | bool | int | None, None) for name in self.spec.categorical}
+        return create_model("WhatIfFeatures", __config__={"extra": "forbid"}, **fields)
+
+    # ----------------------------------------------------------------------------- scoring
+    def score_ids(
+        self,
+        ids: Sequence[str],
+        as_of: Sequence[datetime | None] | datetime | None = None,
+        top_k: Sequence[int] | int = DEFAULT_TOP_K,
+    ) -> list[dict[str, Any] | ServingError]:
+        """Score many ids with one read per view; per id a score dict or the error to answer."""
+        top_ks = list(top_k) if isinstance(top_k, Sequence) else [top_k] * len(ids)
+        collected = self.collect(ids, as_of)
+        found = [(i, c) for i, c in enumerate(collected) if not isinstance(c, ServingError)]
+        scored = self._score_rows([c.features for _, c in found], [top_ks[i] for i, _ in found])
+        results: list[dict[str, Any] | ServingError] = list(collected)  # type: ignore[arg-type]
+        for (i, c), (probability, base, contributions) in zip(found, scored, strict=True):
+            results[i] = self._result(
+                c.opportunity_id, probability, base, contributions, c.list_price, c.as_of
+            ) | {"feature_timestamps": c.timestamps}
+        return results
+
+    def collect(
+        self, ids: Sequence[str], as_of: Sequence[datetime | None] | datetime | None = None
+    ) -> list[Collected | ServingError]:
+        """The online feature rows of many ids (one read per view), or why an id has none."""
+        as_ofs = list(as_of) if isinstance(as_of, Sequence) else [as_of] * len(ids)
+        opp_rows = self.online.read(self.opportunity, ids)
+        outcomes = [self._deal(i, opp_rows.get(i)) for i in ids]
+        deals = [d for d in outcomes if isinstance(d, Deal)]
+        if not deals:
+            return outcomes  # type: ignore[return-value]
+        rows = self.online.read_many(
+            [(r, [d.keys.get(r.join_key) for d in deals]) for r in self.views]
+        )
+        return [
+            d if isinstance(d, ServingError) else self._assemble(d, rows, as_ofs[n])
+            for n, d in enumerate(outcomes)
+        ]
+
+    def score_one(
+        self, opportunity_id: str, as_of: datetime | None = None, top_k: int = DEFAULT_TOP_K
+    ) -> dict[str, Any]:
+        result = self.score_ids([opportunity_id], as_of, top_k)[0]
+        if isinstance(result, ServingError):
+            raise result
+        return result
+
+    def score_features(
+        self,
+        features: Mapping[str, FeatureValue],
+        list_price: float | None = None,
+        top_k: int = DEFAULT_TOP_K,
+    ) -> dict[str, Any]:
+        """What-if: explicit feature values, validated by name, type and category level."""
+        values = self.validate_features(features)
+        if list_price is None:
+            list_price = values.get(f"{PRICE_VIEW}{SEP}{PRICE_FEATURE}")
+        probability, base, contributions = self._score_rows([values], [top_k])[0]
+        return self._result(None, probability, base, contributions, list_price, None) | {
+            "feature_timestamps": {}
+        }
+
+    def validate_features(self, features: Mapping[str, FeatureValue]) -> dict[str, Any]:
+        try:
+            values = self._feature_model(**features).model_dump()
+        except ValidationError as exc:
+            problems: dict[str, str] = {}
+            for error in exc.errors():
+                problems.setdefault(str(error["loc"][0]), error["msg"])
+            details = "; ".join(f"{name}: {msg}" for name, msg in problems.items())
+            raise InvalidFeatures(
+                f"Invalid features ({details}). GET /model_features lists names, types and "
+                "category levels.",
+                list(problems),
+            ) from exc
+        bad = [
+            f"{name}={values[name]!r} (levels: {', '.join(levels)})"
+            for name, levels in self.spec.categorical.items()
+            if values.get(name) is not None and str(values[name]) not in levels
+        ]
+        if bad:
+            fields = [b.split("=", 1)[0] for b in bad]
+            raise InvalidFeatures(f"Unknown category level: {'; '.join(bad)}.", fields)
+        return values
+
+    # ----------------------------------------------------------------------------- internals
+    def _deal(self, opportunity_id: str, row: Row) -> Deal | ServingError:
+        if row is None or not row[1]:
+            return OpportunityNotFound(
+                f"Opportunity {opportunity_id!r} is not in the online store: check the id, or "
+                "run `crm materialize` if it was landed after the last materialisation."
+            )
+        event_ts, values = row
+        stage = values.get("deal_stage")
+        if stage in CLOSED_STAGES:
+            return OpportunityClosed(
+                f"Opportunity {opportunity_id!r} is already closed ({stage}): only open deals "
+                "are scored; use POST /score_features for a what-if."
+            )
+        engage = values.get("engage_date")
+        return Deal(
+            opportunity_id,
+            {k: values.get(k) for k in ("sales_agent", "account", "product")},
+            utc(engage) if isinstance(engage, datetime) else None,
+            event_ts,
+        )
+
+    def _assemble(
+        self, deal: Deal, rows: Mapping[str, Mapping[str, Row]], as_of: datetime | None
+    ) -> Collected:
+        features: dict[str, Any] = {}
+        timestamps: dict[str, datetime | None] = {OPPORTUNITY_VIEW: deal.event_ts}
+        newest_daily: datetime | None = None
+        for reader in self.views:
+            key = deal.keys.get(reader.join_key)
+            row = rows[reader.name].get(key) if key is not None else None
+            event_ts, values = row if row is not None else (None, {})
+            timestamps[reader.name] = event_ts
+            for feature in reader.features:
+                features[f"{reader.name}{SEP}{feature}"] = values.get(feature)
+            if event_ts is not None and not reader.static:
+                newest_daily = event_ts if newest_daily is None else max(newest_daily, event_ts)
+        price = features.get(f"{PRICE_VIEW}{SEP}{PRICE_FEATURE}")
+        request_ts = utc(as_of) if as_of is not None else default_as_of(newest_daily)
+        features[f"{REQUEST_VIEW}{SEP}days_open"] = days_open(deal.engage_date, request_ts)
+        features[f"{REQUEST_VIEW}{SEP}list_price_tier"] = list_price_tier(price)
+        return Collected(deal.opportunity_id, features, timestamps, price, request_ts)
+
+    def _score_rows(
+        self, rows: Sequence[Mapping[str, Any]], top_ks: Sequence[int]
+    ) -> list[tuple[float, float | None, list[dict[str, Any]]]]:
+        if not rows:
+            return []
+        matrix = self.encoder.encode(rows)
+        dmatrix = xgb.DMatrix(
+            matrix,
+            feature_names=self.encoder.columns,
+            feature_types=self.encoder.feature_types,
+            enable_categorical=True,
+            nthread=1,
+        )
+        raw = self.booster.predict(dmatrix, validate_features=False)
+        probabilities = self.calibrator.apply(raw)
+        k_max = max(top_ks, default=0)
+        contribs = (
+            self.booster.predict(dmatrix, pred_contribs=True, validate_features=False)
+            if k_max
+            else None
+        )
+        out = []
+        for r, row in enumerate(rows):
+            base: float | None = None
+            contributions: list[dict[str, Any]] = []
+            if contribs is not None and top_ks[r]:
+                base = float(contribs[r, -1])
+                values = contribs[r, :-1]
+                order = np.argsort(-np.abs(values), kind="stable")[: top_ks[r]]
+                contributions = [
+                    {
+                        "feature": self.encoder.columns[j],
+                        "value": _plain(row.get(self.encoder.columns[j])),
+                        "contribution": float(values[j]),
+                    }
+                    for j in order
+                ]
+            out.append((float(probabilities[r]), base, contributions))
+        return out
+
+    def _result(
+        self,
+        opportunity_id: str | None,
+        probability: float,
+        base: float | None,
+        contributions: list[dict[str, Any]],
+        price: float | None,
+        as_of: datetime | None,
+    ) -> dict[str, Any]:
+        return {
+            "opportunity_id": opportunity_id,
+            "win_probability": probability,
+            "expected_value": None if price is None else probability * float(price),
+            "list_price": None if price is None else float(price),
+            "contributions": contributions,
+            "base_margin": base,
+            "model_name": self.loaded.name,
+            "model_version": self.loaded.version,
+            "as_of": as_of,
+            "profile": self.profile,
+        }
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "model_name": self.loaded.name,
+            "model_version": self.loaded.version,
+            "numeric": list(self.spec.numeric),
+            "categorical": {k: list(v) for k, v in self.spec.categorical.items()},
+        }
+
+
+def default_as_of(newest_daily: datetime | None) -> datetime:
+    """The start of the day after the newest daily stats row: the pairing training uses
+    (examples are scored at midnight with the stats of the end of the day before)."""
+    if newest_daily is None:
+        return utc(datetime.now()).replace(microsecond=0)
+    return utc(newest_daily).replace(microsecond=0) + timedelta(seconds=1)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float | int | bool | str) or value is None:
+        return value
+    return str(value)
+
+
+def open_engine(settings: Settings, alias: str = "champion") -> ScoringEngine:
+    """Load the champion and the profile's feature store: the whole start-up work."""
+    from feature_tables.store import feature_store
+
+    started = time.perf_counter()
+    loaded = load_champion(settings, alias)
+    store = feature_store(settings)
+    engine = ScoringEngine(loaded, store, settings.profile.value)
+    log.info(
+        "Loaded %s v%s and the %s feature store in %.1f s",
+        loaded.name,
+        loaded.version,
+        settings.profile.value,
+        time.perf_counter() - started,
+    )
+    return engine

@@ -1,0 +1,206 @@
+"""The BentoML scoring service: `bentoml serve serving.service:Scorer` (`make serve`).
+
+Scoring routes are a FastAPI app mounted on the BentoML service (BentoML's documented way to own
+status codes and bodies): 404/422/503 answers carry a message that says what to do, which
+BentoML's own API wrapper would replace by a generic text for 5xx. BentoML still provides
+/healthz, /livez, /readyz (not ready until the champion and the feature store are loaded; the
+reason is the body), /metrics and the OpenAPI docs at /docs.
+
+Environment: the `CRM_*` settings of the profile, `CRM_API_TOKEN` (optional bearer token on the
+scoring routes), `CRM_SERVING_ACCESS_LOG=1` to turn the access log on (off: it costs ~40% of
+throughput), `CRM_SERVING_RETRY_SECONDS`, `CRM_SERVING_REFRESH_SECONDS`, `CRM_SERVING_INLINE`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Annotated, Any
+
+import bentoml
+import orjson
+from fastapi import FastAPI, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from serving.errors import ServingError
+from serving.schemas import (
+    BatchScoreRequest,
+    BatchScoreResponse,
+    ErrorBody,
+    FeaturesRequest,
+    ModelFeatures,
+    Score,
+    ScoreRequest,
+)
+from serving.state import ScoreJob, ServingState
+
+log = logging.getLogger("bentoml.crm_serving")  # under bentoml: its handlers print it
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing or wrong bearer token."},
+    404: {"model": ErrorBody, "description": "Unknown or already closed opportunity."},
+    422: {"model": ErrorBody, "description": "Invalid body; the message names the field."},
+    503: {"model": ErrorBody, "description": "Not ready, or the online store is unreachable."},
+}
+
+app = FastAPI(
+    title="CRM win probability",
+    description="Scores open B2B opportunities with the champion model on Feast online features.",
+    version="1",
+)
+bearer = HTTPBearer(auto_error=False, description="Only when CRM_API_TOKEN is set.")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
+
+
+class _Holder:
+    """The one ServingState of this worker process, set by `Scorer.__init__`."""
+
+    state: ServingState | None = None
+
+
+def _state() -> ServingState:
+    if _Holder.state is None:
+        raise ServingError("The service is starting.")
+    return _Holder.state
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+def _error(status: int, message: str, detail: Any = None, **headers: str) -> Response:
+    body: dict[str, Any] = {"error": message}
+    if detail is not None:
+        body["detail"] = detail
+    response = _json(body, status)
+    response.headers.update(headers)
+    return response
+
+
+def _authorize(credentials: HTTPAuthorizationCredentials | None) -> None:
+    presented = credentials.credentials if credentials else None
+    if not _state().authorized(presented):
+        raise HTTPException(401, "Missing or wrong bearer token: send Authorization: Bearer …")
+
+
+@app.exception_handler(ServingError)
+async def _serving_error(_: Request, exc: ServingError) -> Response:
+    return _error(exc.status, str(exc), getattr(exc, "fields", None) or None)
+
+
+@app.exception_handler(HTTPException)
+async def _http_error(_: Request, exc: HTTPException) -> Response:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else {}
+    return _error(exc.status_code, str(exc.detail), **headers)
+
+
+@app.exception_handler(RequestValidationError)
+async def _invalid(_: Request, exc: RequestValidationError) -> Response:
+    problems = []
+    for e in exc.errors():
+        location = ".".join(str(p) for p in e["loc"] if p != "body") or "body"
+        problems.append({"field": location, "message": e["msg"]})
+    summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+    return _error(422, f"Invalid request: {summary}", problems)
+
+
+@app.post("/score", response_model=Score, responses=ERRORS)
+async def score(body: ScoreRequest, credentials: Credentials = None) -> Response:
+    """Win probability of one open opportunity from its online features."""
+    _authorize(credentials)
+    state = _state()
+    state.ready_engine()
+    result = (await state.batcher.submit(ScoreJob([body.opportunity_id], body.as_of, body.top_k)))[
+        0
+    ]
+    if isinstance(result, ServingError):
+        raise result
+    return _json(result)
+
+
+@app.post("/score_batch", response_model=BatchScoreResponse, responses=ERRORS)
+async def score_batch(body: BatchScoreRequest, credentials: Credentials = None) -> Response:
+    """Up to 1,000 open opportunities with one online read; 404 names every unscorable id."""
+    _authorize(credentials)
+    state = _state()
+    state.ready_engine()
+    results = await state.batcher.submit(ScoreJob(body.opportunity_ids, body.as_of, body.top_k))
+    failed = [
+        (i, r)
+        for i, r in zip(body.opportunity_ids, results, strict=True)
+        if isinstance(r, ServingError)
+    ]
+    if failed:
+        status = max(r.status for _, r in failed)
+        shown = "; ".join(str(r) for _, r in failed[:5])
+        more = f" (and {len(failed) - 5} more)" if len(failed) > 5 else ""
+        return _error(
+            status,
+            f"{len(failed)} of {len(results)} ids cannot be scored: {shown}{more}",
+            [{"opportunity_id": i, "error": str(r)} for i, r in failed],
+        )
+    return _json({"scores": results})
+
+
+@app.post("/score_features", response_model=Score, responses=ERRORS)
+async def score_features(body: FeaturesRequest, credentials: Credentials = None) -> Response:
+    """What-if scoring from explicit feature values (no feature store read)."""
+    _authorize(credentials)
+    state = _state()
+    engine = state.ready_engine()
+    result = await state.batcher.run(
+        lambda: engine.score_features(body.features, body.list_price, body.top_k)
+    )
+    return _json(result)
+
+
+@app.get("/model_features", response_model=ModelFeatures, responses=ERRORS)
+async def model_features(credentials: Credentials = None) -> Response:
+    """The champion's feature names, numeric or categorical with levels (for /score_features)."""
+    _authorize(credentials)
+    return _json(_state().ready_engine().describe())
+
+
+def _access_log() -> bool:
+    return os.environ.get("CRM_SERVING_ACCESS_LOG", "").lower() in {"1", "true", "yes"}
+
+
+@bentoml.service(
+    name="crm_win_probability",
+    workers=1,
+    traffic={"timeout": 60},
+    logging={"access": {"enabled": _access_log()}},
+)
+@bentoml.asgi_app(app, path="/")
+class Scorer:
+    """Loads the champion and the profile's Feast store in the background at start-up."""
+
+    def __init__(self) -> None:
+        from infra.runtime import prepare_process
+        from infra.settings import get_settings
+
+        settings = get_settings()
+        prepare_process(settings)
+        state = ServingState.from_env(settings)
+        _Holder.state = state
+        state.start()
+        log.info(
+            "Starting on the %s profile; loading %s@%s",
+            settings.profile.value,
+            settings.model_name,
+            state.alias,
+        )
+
+    async def __is_ready__(self) -> bool:
+        state = _state()
+        if state.engine is None:
+            raise HTTPException(503, f"Not ready: {state.reason}")
+        return True
+
+    @bentoml.on_shutdown
+    def _shutdown(self) -> None:
+        if _Holder.state is not None:
+            _Holder.state.stop()

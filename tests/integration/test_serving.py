@@ -1,0 +1,410 @@
+"""The scoring service as a real `bentoml serve` process on the stack profile.
+
+One service scores through a small TCP proxy in front of the stack's PostgreSQL (so the online
+store can be cut and restored without touching the shared server) and wants a bearer token; a
+second one is started with a model name that has no champion. Expected values come from Feast's
+own `get_online_features` in this process, scored with the registered champion directly.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import closing, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import xgboost as xgb
+
+from infra.settings import Settings
+from serving.client import InvalidRequest, NotFound, ScoringClient, ServiceUnavailable, Unauthorized
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "test-token-7c1d"
+OPP_FEATURES = [f"opportunity:{f}" for f in ("sales_agent", "account", "product", "engage_date")]
+
+
+def free_port() -> int:
+    with closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class TcpProxy:
+    """Forwards a local port to PostgreSQL; `stop` cuts every connection, `start` restores."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self._listener: socket.socket | None = None
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        listener.settimeout(0.1)  # closing a socket does not wake a blocked accept(): poll
+        self._listener = listener
+        self._running = threading.Event()
+        self._running.set()
+        self._thread = threading.Thread(target=self._accept, args=(listener,), daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            self._running.clear()
+            self._thread.join(timeout=5)
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            for sock in self._sockets:
+                with suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._sockets.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while self._running.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            client.settimeout(None)
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+class Service:
+    """`bentoml serve serving.service:Scorer` in its own process group, logs to a file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = log_path.open("w")
+        bentoml = Path(sys.executable).parent / "bentoml"
+        self.process = subprocess.Popen(
+            [
+                str(bentoml),
+                "serve",
+                "serving.service:Scorer",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def logs(self, tail: int = 80) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-tail:])
+
+    def wait(self, path: str, timeout: float = 240) -> httpx.Response:
+        deadline = time.monotonic() + timeout
+        last: httpx.Response | None = None
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"bentoml serve exited ({self.process.returncode}):\n{self.logs()}")
+            try:
+                last = httpx.get(self.url + path, timeout=2)
+                if last.status_code == 200:
+                    return last
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        pytest.fail(f"{self.url}{path} not 200 after {timeout} s ({last}):\n{self.logs()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        self._log.close()
+
+
+@pytest.fixture(scope="module")
+def pg_proxy(stack_pipeline: Settings) -> Iterator[TcpProxy]:
+    proxy = TcpProxy(stack_pipeline.pg_port)
+    proxy.start()
+    yield proxy
+    proxy.stop()
+
+
+def _started(request: pytest.FixtureRequest, env: dict[str, str], name: str, tmp: Path) -> Service:
+    service = Service(env, tmp / f"{name}.log")
+    request.addfinalizer(service.stop)
+    return service
+
+
+@pytest.fixture(scope="module")
+def service(
+    request: pytest.FixtureRequest,
+    stack_env: dict[str, str],
+    pg_proxy: TcpProxy,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Service:
+    env = {
+        **stack_env,
+        "CRM_PG_PORT": str(pg_proxy.port),
+        "CRM_API_TOKEN": TOKEN,
+        "CRM_SERVING_RETRY_SECONDS": "2",
+    }
+    svc = _started(request, env, "scorer", tmp_path_factory.mktemp("serving"))
+    svc.wait("/readyz")
+    return svc
+
+
+@pytest.fixture(scope="module")
+def client(service: Service) -> Iterator[ScoringClient]:
+    with ScoringClient(service.url, token=TOKEN, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture(autouse=True)
+def _dump_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A failed test prints the logs of the services it used (pytest shows captured output)."""
+    failed_before = request.session.testsfailed
+    yield
+    if request.session.testsfailed > failed_before:
+        for name in ("service", "no_champion"):
+            if name in request.fixturenames:
+                svc: Service = request.getfixturevalue(name)
+                print(f"--- {name} log ({svc.log_path}) ---\n{svc.logs(200)}")
+
+
+@pytest.fixture(scope="module")
+def lake_opportunities(stack_pipeline: Settings) -> pd.DataFrame:
+    from feature_tables.compute import feature_key
+    from infra.lake import Lake
+
+    table = Lake.from_settings(stack_pipeline).read_parquet(feature_key("opportunity"))
+    return table.to_pandas().sort_values("event_timestamp")
+
+
+@pytest.fixture(scope="module")
+def deal_ids(lake_opportunities: pd.DataFrame) -> dict[str, list[str]]:
+    stage = lake_opportunities.groupby("opportunity_id")["deal_stage"].last()
+    closed = stage[stage.isin(["Won", "Lost"])]
+    return {"open": sorted(stage.index.difference(closed.index)), "closed": sorted(closed.index)}
+
+
+def _reference(settings: Settings, ids: list[str], request_ts: list[datetime]) -> np.ndarray:
+    """Feast's get_online_features for the same deals, scored by the champion in this process."""
+    from feature_tables.store import feature_store
+    from infra.runtime import prepare_process
+    from training.registry import load_model
+
+    prepare_process(settings)
+    store = feature_store(settings)
+    opp = store.get_online_features(
+        features=OPP_FEATURES, entity_rows=[{"opportunity_id": i} for i in ids]
+    ).to_dict()
+    rows = [
+        {
+            "sales_agent": opp["sales_agent"][n] or "",
+            "account": opp["account"][n] or "",
+            "product": opp["product"][n] or "",
+            "engage_date": opp["engage_date"][n],
+            "request_timestamp": request_ts[n],
+        }
+        for n in range(len(ids))
+    ]
+    frame = store.get_online_features(
+        features=store.get_feature_service("opportunity_scoring_v1"),
+        entity_rows=rows,
+        full_feature_names=True,
+    ).to_df()
+    model = load_model(settings)
+    encoded = model.spec.encode(frame)[model.booster.feature_names]
+    types = ["c" if c in model.spec.categorical else "q" for c in encoded.columns]
+    raw = model.booster.predict(xgb.DMatrix(encoded, feature_types=types, enable_categorical=True))
+    return model.calibrator.apply(raw)
+
+
+def test_batch_and_single_scores_equal_offline_scoring(
+    client: ScoringClient, stack_pipeline: Settings, deal_ids: dict[str, list[str]]
+) -> None:
+    ids = deal_ids["open"][:80]
+    scores = client.score_batch(ids)
+    assert [s.opportunity_id for s in scores] == ids
+    explicit = datetime(2017, 11, 15, 8, tzinfo=UTC)
+    single = client.score(ids[0], as_of=explicit)
+    expected = _reference(
+        stack_pipeline,
+        [*ids, ids[0]],
+        [*(s.as_of for s in scores), explicit],  # type: ignore[misc]
+    )
+    got = np.array([s.win_probability for s in [*scores, single]])
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    assert len({round(p, 4) for p in got}) > 10  # real, varied scores
+    assert single.as_of == explicit
+
+
+def test_a_score_has_value_contributions_model_and_freshness(
+    client: ScoringClient,
+    stack_pipeline: Settings,
+    deal_ids: dict[str, list[str]],
+    lake_opportunities: pd.DataFrame,
+) -> None:
+    from training.registry import alias_version
+
+    score = client.score(deal_ids["open"][0], top_k=4)
+    assert score.model_name == stack_pipeline.model_name
+    assert score.model_version == alias_version(stack_pipeline, "champion")
+    assert score.profile == "stack"
+    assert score.list_price and score.expected_value == pytest.approx(
+        score.win_probability * score.list_price
+    )
+    assert len(score.contributions) == 4
+    newest = lake_opportunities["event_timestamp"].max()
+    stats = score.feature_timestamps["sales_agent_daily_stats"]
+    assert stats is not None and stats.date() == newest.date()
+    assert score.as_of is not None and score.as_of > stats
+
+
+def test_unknown_and_closed_opportunities_are_404(
+    client: ScoringClient, deal_ids: dict[str, list[str]]
+) -> None:
+    with pytest.raises(NotFound, match="not in the online store"):
+        client.score("NO-SUCH-OPPORTUNITY")
+    with pytest.raises(NotFound, match="already closed"):
+        client.score(deal_ids["closed"][0])
+    with pytest.raises(NotFound, match="1 of 2 ids"):
+        client.score_batch([deal_ids["open"][0], deal_ids["closed"][0]])
+
+
+def test_invalid_bodies_are_422_naming_the_field(service: Service) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    cases = [
+        ("/score", {"opportunity_id": ""}, "opportunity_id"),
+        ("/score", {"id": "X"}, "opportunity_id"),
+        ("/score", {"opportunity_id": "X", "as_of": "not a date"}, "as_of"),
+        ("/score_batch", {"opportunity_ids": [f"X{i}" for i in range(1001)]}, "opportunity_ids"),
+        ("/score_features", {"features": {"no_such_feature": 1}}, "no_such_feature"),
+    ]
+    for path, body, field in cases:
+        response = httpx.post(service.url + path, json=body, headers=auth, timeout=30)
+        assert response.status_code == 422, (path, body, response.text)
+        assert field in response.json()["error"], response.text
+    with ScoringClient(service.url, token=TOKEN) as client, pytest.raises(InvalidRequest) as err:
+        client.score_features({"sales_agent_daily_stats__win_rate_all": "high"})
+    assert err.value.fields == ["sales_agent_daily_stats__win_rate_all"]
+
+
+def test_what_if_scores_explicit_features(client: ScoringClient) -> None:
+    described = client.model_features()
+    base = {"product_profile__sales_price": 5_000.0}
+    low = client.score_features({**base, "sales_agent_daily_stats__win_rate_all": 0.1})
+    high = client.score_features({**base, "sales_agent_daily_stats__win_rate_all": 0.9})
+    assert "sales_agent_daily_stats__win_rate_all" in described.numeric
+    assert high.win_probability >= low.win_probability  # monotone constraint on win rates
+    assert high.expected_value == pytest.approx(high.win_probability * 5_000)
+
+
+def test_token_is_required_on_scoring_routes(service: Service, deal_ids: dict) -> None:
+    for token in (None, "wrong-token"):
+        with ScoringClient(service.url, token=token) as anonymous:
+            with pytest.raises(Unauthorized):
+                anonymous.score(deal_ids["open"][0])
+            with pytest.raises(Unauthorized):
+                anonymous.score_batch(deal_ids["open"][:2])
+            assert anonymous.ready() == (True, "ready")  # probes stay open
+    assert httpx.get(service.url + "/healthz").status_code == 200
+
+
+def test_metrics_and_openapi_are_served(service: Service, client: ScoringClient) -> None:
+    metrics = httpx.get(service.url + "/metrics", timeout=10)
+    assert metrics.status_code == 200 and "bentoml_service_request" in metrics.text
+    paths = httpx.get(service.url + "/docs.json", timeout=10).json()["paths"]
+    assert {"/score", "/score_batch", "/score_features", "/readyz"} <= set(paths)
+
+
+def test_online_store_outage_is_503_then_recovers_without_restart(
+    client: ScoringClient, pg_proxy: TcpProxy, deal_ids: dict[str, list[str]], service: Service
+) -> None:
+    opportunity = deal_ids["open"][1]
+    before = client.score(opportunity).win_probability
+    pg_proxy.stop()
+    try:
+        with pytest.raises(ServiceUnavailable, match="Online store unreachable") as err:
+            client.score(opportunity)
+        assert err.value.status == 503
+        with pytest.raises(ServiceUnavailable, match="Online store unreachable"):
+            client.score(opportunity)  # still down: still a clear 503, not a hang or a 500
+    finally:
+        pg_proxy.start()
+    assert client.score(opportunity).win_probability == before
+    assert service.process.poll() is None  # same process
+
+
+@pytest.fixture(scope="module")
+def no_champion(
+    request: pytest.FixtureRequest,
+    stack_pipeline: Settings,
+    stack_env: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Service:
+    env = {**stack_env, "CRM_MODEL_NAME": "crm-model-without-champion"}
+    svc = _started(request, env, "no-champion", tmp_path_factory.mktemp("serving-nochamp"))
+    svc.wait("/healthz")
+    return svc
+
+
+def test_without_a_champion_the_service_runs_but_is_not_ready(no_champion: Service) -> None:
+    with ScoringClient(no_champion.url) as client:
+        deadline = time.monotonic() + 180
+        ready, reason = client.ready()
+        while time.monotonic() < deadline and "loading the champion" in reason:
+            time.sleep(1)  # the first load attempt is still running
+            ready, reason = client.ready()
+        assert not ready
+        assert "crm-model-without-champion@champion" in reason and "crm train" in reason
+        with pytest.raises(ServiceUnavailable, match="Not ready"):
+            client.score("ANY")
+    assert "Not ready (retrying" in no_champion.logs()
+    time.sleep(3)
+    assert no_champion.process.poll() is None  # keeps running (and retrying)
+    assert httpx.get(no_champion.url + "/healthz").status_code == 200

@@ -1,0 +1,55 @@
+"""The promotion gate, both ways, on the real MLflow server (PostgreSQL + S3 artifacts)."""
+
+from __future__ import annotations
+
+import boto3
+import mlflow
+import pytest
+
+from infra.runtime import prepare_process
+from infra.settings import Settings
+from tests.unit.test_training_registry import _scrambled_history
+from training.registry import CHALLENGER, CHAMPION, alias_version, load_model
+from training.run import train
+from training.simulated import simulate_examples
+
+pytestmark = pytest.mark.integration
+
+
+def test_gate_both_ways_on_the_mlflow_server(stack_settings: Settings) -> None:
+    settings = stack_settings.model_copy(update={"model_name": "crm-gate-test"})
+    prepare_process(settings)
+    examples = simulate_examples(6000, seed=21)
+    weak = _scrambled_history(examples)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    client = mlflow.MlflowClient()
+    if client.search_registered_models(f"name = '{settings.model_name}'"):
+        client.delete_registered_model(settings.model_name)  # a rerun starts from no champion
+
+    first = train(settings, weak, search_size=2)
+    assert first.decision is not None and first.decision.promoted
+    assert alias_version(settings, CHAMPION) == first.model_version
+
+    better = train(settings, examples, search_size=2)
+    assert better.decision is not None and better.decision.promoted, better.decision
+    assert alias_version(settings, CHAMPION) == better.model_version
+
+    worse = train(settings, weak, search_size=2)
+    assert worse.decision is not None and not worse.decision.promoted
+    assert "champion kept" in worse.decision.reason
+    assert alias_version(settings, CHAMPION) == better.model_version
+    assert alias_version(settings, CHALLENGER) == worse.model_version
+
+    # the server stored the run in PostgreSQL and the model's files in the S3 bucket
+    assert settings.tracking_uri.startswith("http://")
+    champion = load_model(settings, CHAMPION)
+    assert champion is not None
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url,
+        aws_access_key_id=settings.secret("s3_access_key_id"),
+        aws_secret_access_key=settings.secret("s3_secret_access_key"),
+        region_name=settings.s3_region,
+    )
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="mlflow-artifacts").get("Contents", [])]
+    assert any(better.run_id in key for key in keys) or any("models/" in k for k in keys), keys[:20]

@@ -1,0 +1,78 @@
+"""The serving encoder and request-time features equal training's encoding and Feast's UDF."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from serving.encoding import Encoder, days_open, list_price_tier
+from training.features import FeatureSpec
+
+pytestmark = pytest.mark.unit
+
+
+def _frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "a__rate": [0.25, None, 1.0, np.nan, 3.5],
+            "a__count": [1, 2, 3, 4, 5],
+            "b__flag": [True, False, True, False, True],
+            "b__sector": ["retail", "software", None, "unknown-level", "retail"],
+            "c__series": ["GTX", "MG", "GTX", None, "GTK"],
+        }
+    )
+
+
+def test_encoder_equals_feature_spec_encode_in_the_boosters_order() -> None:
+    frame = _frame()
+    spec = FeatureSpec.infer(frame.iloc[:3], frame.columns)
+    # MLflow metadata sorts mapping keys: the booster's order is the truth, not the spec's.
+    booster_order = sorted(spec.columns, reverse=True)
+    expected = spec.encode(frame)[booster_order].to_numpy()
+    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    got = Encoder(spec, booster_order).encode(rows)
+    np.testing.assert_array_equal(got, expected)  # NaNs in the same places
+    assert Encoder(spec, booster_order).feature_types == [
+        "c" if c in spec.categorical else "q" for c in booster_order
+    ]
+
+
+def test_encoder_refuses_a_booster_with_other_features() -> None:
+    spec = FeatureSpec.infer(_frame(), _frame().columns)
+    with pytest.raises(ValueError, match="differ"):
+        Encoder(spec, [*spec.columns[:-1], "other"])
+
+
+def _udf_frame(engage: list, request: list, price: list) -> pd.DataFrame:
+    from feature_repo.on_demand import opportunity_request_features
+
+    inputs = pd.DataFrame(
+        {
+            "engage_date": pd.Series(engage, dtype="object"),
+            "request_timestamp": request,
+            "sales_price": pd.Series(price, dtype="float64"),
+        }
+    )
+    return opportunity_request_features.feature_transformation.udf(inputs)
+
+
+def test_request_features_equal_the_on_demand_view() -> None:
+    base = datetime(2017, 6, 1, tzinfo=UTC)
+    engage = [base, base, None, base + timedelta(days=3), base, base - timedelta(hours=1)]
+    request = [
+        base,
+        base + timedelta(days=10, hours=23, minutes=59),
+        base,
+        base,  # engaged after the request: clipped to 0
+        base + timedelta(days=400),
+        base + timedelta(hours=23),
+    ]
+    price = [55.0, 999.0, 1_000.0, 9_999.0, 10_000.0, None]
+    expected = _udf_frame(engage, request, price)
+    got_days = [days_open(e, r) for e, r in zip(engage, request, strict=True)]
+    got_tiers = [list_price_tier(p) for p in price]
+    assert got_days == expected["days_open"].tolist()
+    assert got_tiers == expected["list_price_tier"].tolist()
