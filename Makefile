@@ -41,10 +41,10 @@ stack-down: setup ## Stop what stack-up started
 stack-status: setup ## Health of the local stack
 	$(RUN) crm stack status
 
-demo: setup ## The whole path on the embedded profile (pipeline issue: runs what has landed so far)
+demo: setup ## The whole path on the embedded profile, then the scorer and the explorer until Ctrl-C
 	$(RUN) crm demo
 
-pipeline: setup ## land -> validate -> features -> materialize -> train (pipeline issue)
+pipeline: setup ## land -> validate -> features -> materialize -> train, then exit
 	$(RUN) crm pipeline
 
 land: setup ## Land synthetic data into the lake (SOURCE=kaggle|dir:PATH to change)
@@ -53,28 +53,28 @@ land: setup ## Land synthetic data into the lake (SOURCE=kaggle|dir:PATH to chan
 validate: setup ## Validate the latest landed snapshot against the data contracts
 	$(RUN) crm validate
 
-features: setup ## Compute point-in-time feature tables (feature-store issue)
+features: setup ## Compute point-in-time feature tables into the lake
 	$(RUN) crm features
 
-materialize: setup ## feast apply + materialize-incremental (feature-store issue)
+materialize: setup ## feast apply + materialize-incremental into the online store
 	$(RUN) crm materialize
 
-train: setup ## Train, log to MLflow, gate the registry (training issue)
+train: setup ## Train, log to MLflow, gate the registry
 	$(RUN) crm train
 
-serve: setup ## BentoML scoring service (serving issue: not built yet)
+serve: setup ## BentoML scoring service on the champion model and the online store (port 3000)
 	$(RUN) bentoml serve serving.service:Scorer
 
 explorer: setup ## Streamlit explorer: pipeline, opportunity, features, data quality, models
 	$(RUN) streamlit run serving/explorer/app.py
 
-deploy: setup ## Register the Prefect deployments with the stack's server (pipeline issue)
-	$(RUN) prefect deploy --all
+deploy: setup ## Register the Prefect deployments (prefect.yaml) with the stack's Prefect server
+	$(RUN) crm deploy
 
-worker: setup ## Start a Prefect process worker (pipeline issue)
-	$(RUN) prefect worker start --pool crm-process-pool --type process
+worker: setup ## Start a Prefect process worker for the deployments
+	$(RUN) crm worker
 
-bench-serving: setup ## Serving benchmark into bench/results/ (serving issue: not built yet)
+bench-serving: setup ## Serving benchmark vs mlflow models serve and an empty BentoML endpoint -> bench/results/
 	$(RUN) python -m bench.serving
 
 clean: ## Remove local state (.crm/, .stack*/), not the environment

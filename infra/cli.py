@@ -298,6 +298,36 @@ def demo(
     run_step("demo", serve)
 
 
+@app.command("deploy")
+def deploy() -> None:
+    """Register prefect.yaml's deployments (and the process work pool) with the Prefect server."""
+    from infra.deploy import DeployError
+    from infra.deploy import deploy as deploy_all
+
+    try:
+        output = deploy_all(load_settings())
+    except DeployError as exc:
+        console.print(f"[red]deploy failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(output, markup=False, highlight=False)
+
+
+@app.command("worker")
+def worker() -> None:
+    """Start a Prefect process worker for the deployments (Ctrl-C stops it)."""
+    import os
+
+    from infra.deploy import DeployError, prefect_env, worker_command
+
+    try:
+        env = prefect_env(load_settings())
+    except DeployError as exc:
+        console.print(f"[red]worker:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    command = worker_command()
+    os.execve(command[0], command, env)
+
+
 @app.command("env")
 def env(profile: Profile = typer.Option(None, help="Defaults to CRM_PROFILE.")) -> None:
     """Print `export` lines so `feast`, `mlflow` and `prefect` CLIs use the active profile."""
