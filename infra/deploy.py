@@ -43,11 +43,9 @@ def _prefect(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
 def deploy(settings: Settings) -> str:
     """Create the process work pool if missing, then `prefect deploy --all`; returns its output."""
     env = prefect_env(settings)
-    pool = _prefect("work-pool", "inspect", WORK_POOL, env=env)
+    pool = _prefect("work-pool", "create", WORK_POOL, "--type", "process", "--overwrite", env=env)
     if pool.returncode != 0:
-        created = _prefect("work-pool", "create", WORK_POOL, "--type", "process", env=env)
-        if created.returncode != 0:
-            raise DeployError(f"Could not create work pool {WORK_POOL}:\n{created.stdout}")
+        raise DeployError(f"Could not create work pool {WORK_POOL}:\n{pool.stdout}{pool.stderr}")
     result = _prefect("deploy", "--all", "--prefect-file", str(ROOT / "prefect.yaml"), env=env)
     if result.returncode != 0:
         raise DeployError(f"`prefect deploy --all` failed:\n{result.stdout}\n{result.stderr}")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.settings import Settings
+from infra.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_STACK_ENV = {
@@ -31,7 +31,46 @@ TEST_STACK_ENV = {
     "CRM_PG_DB_FEAST_REGISTRY": "crm_test_feast_registry",
     "CRM_PG_DB_MLFLOW": "crm_test_mlflow",
     "CRM_PG_DB_PREFECT": "crm_test_prefect",
+    # DuckDB's persistent S3 secret (written by `crm stack up`) stays out of the user's ~/.duckdb.
+    "HOME": str(ROOT / ".stack-test" / "home"),
 }
+
+
+def settings_from(env: dict[str, str]) -> Settings:
+    return Settings(
+        **{k.removeprefix("CRM_").lower(): v for k, v in env.items() if k.startswith("CRM_")}
+    )
+
+
+def reset_test_stack() -> None:
+    """Every session starts from nothing: a leftover test stack stopped, its data and databases
+    dropped (only the test's own `crm_test_*` databases), so no state leaks between runs."""
+    import shutil
+
+    import psycopg
+    from psycopg import sql
+
+    crm("stack", "down", env=TEST_STACK_ENV)
+    settings = settings_from(TEST_STACK_ENV)
+    shutil.rmtree(settings.stack_dir, ignore_errors=True)
+    shutil.rmtree(settings.home, ignore_errors=True)
+    Path(TEST_STACK_ENV["HOME"]).mkdir(parents=True, exist_ok=True)
+    with psycopg.connect(settings.pg_admin_dsn, autocommit=True, connect_timeout=5) as con:
+        for database in settings.pg_databases:
+            assert database.startswith("crm_test_"), database
+            con.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+            )
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment() -> Iterator[None]:
+    """Tests that prepare a process (export a profile's env) must not leak it into the next."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+    get_settings.cache_clear()
 
 
 def crm(
@@ -52,6 +91,7 @@ def crm(
 @pytest.fixture(scope="session")
 def stack_env() -> Iterator[dict[str, str]]:
     """A running stack for the whole session; its logs are printed if `up` fails."""
+    reset_test_stack()
     result = crm("stack", "up", env=TEST_STACK_ENV)
     if result.returncode != 0:
         logs = crm("stack", "logs", "-n", "60", env=TEST_STACK_ENV)
@@ -59,14 +99,12 @@ def stack_env() -> Iterator[dict[str, str]]:
     yield dict(TEST_STACK_ENV)
     down = crm("stack", "down", env=TEST_STACK_ENV)
     assert down.returncode == 0, down.stdout + down.stderr
-    values = {k.removeprefix("CRM_").lower(): v for k, v in TEST_STACK_ENV.items()}
-    assert_ports_closed(Settings(**values))
+    assert_ports_closed(settings_from(TEST_STACK_ENV))
 
 
 @pytest.fixture(scope="session")
 def stack_settings(stack_env: dict[str, str]) -> Settings:
-    values = {k.removeprefix("CRM_").lower(): v for k, v in stack_env.items()}
-    return Settings(**values)
+    return settings_from(stack_env)
 
 
 @pytest.fixture
