@@ -29,6 +29,7 @@ def lake_source(view: str) -> FileSource:
 sales_agent_daily_stats_source = lake_source("sales_agent_daily_stats")
 account_daily_stats_source = lake_source("account_daily_stats")
 product_daily_stats_source = lake_source("product_daily_stats")
+product_sector_daily_stats_source = lake_source("product_sector_daily_stats")
 sales_agent_profile_source = lake_source("sales_agent_profile")
 account_profile_source = lake_source("account_profile")
 product_profile_source = lake_source("product_profile")

@@ -1,4 +1,4 @@
-"""The four business entities features are keyed by."""
+"""The business entities features are keyed by (sector: for product-within-sector stats)."""
 
 from feast import Entity, ValueType
 
@@ -34,6 +34,15 @@ product = Entity(
     join_keys=["product"],
     value_type=ValueType.STRING,
     description="The product sold, with its list price.",
+    owner="crm-feature-platform",
+    tags={"domain": "crm"},
+)
+
+sector = Entity(
+    name="sector",
+    join_keys=["sector"],
+    value_type=ValueType.STRING,
+    description="The account's industry sector; null when the deal has no account yet.",
     owner="crm-feature-platform",
     tags={"domain": "crm"},
 )

@@ -4,17 +4,21 @@ from feast import FeatureService
 
 from feature_repo.features.account import account_daily_stats_fv, account_profile_fv
 from feature_repo.features.product import product_daily_stats_fv, product_profile_fv
+from feature_repo.features.product_sector import product_sector_daily_stats_fv
 from feature_repo.features.sales_agent import sales_agent_daily_stats_fv, sales_agent_profile_fv
 from feature_repo.on_demand import opportunity_request_features
 
-# Everything known about an open deal's agent, account and product at scoring time, plus the
-# request-time features. Not the opportunity view: its stage would leak the outcome.
+# Everything known about an open deal's agent, account, product and product-within-sector at
+# scoring time, plus the request-time features. Entity rows need `sector` (the account's, from
+# the opportunity view) besides the agent, account and product. Not the opportunity view: its
+# stage would leak the outcome.
 opportunity_scoring_v1 = FeatureService(
     name="opportunity_scoring_v1",
     features=[
         sales_agent_daily_stats_fv,
         account_daily_stats_fv,
         product_daily_stats_fv,
+        product_sector_daily_stats_fv,
         sales_agent_profile_fv,
         account_profile_fv,
         product_profile_fv,

@@ -26,10 +26,14 @@ scoring_request = RequestSource(
         # No field descriptions: Feast compares them with the inferred (undescribed) outputs.
         Field(name="days_open", dtype=Int64),
         Field(name="list_price_tier", dtype=Int64),
+        Field(name="engage_month", dtype=Int64),
+        Field(name="engage_quarter_end", dtype=Int64),
     ],
     mode="pandas",
     description="days_open: whole days from engage_date to request_timestamp (0 if not engaged "
-    "yet); list_price_tier: 0 below 1,000 USD, 1 below 10,000, else 2.",
+    "yet); list_price_tier: 0 below 1,000 USD, 1 below 10,000, else 2; engage_month: month "
+    "of engage_date in UTC, 1-12 (0 if not engaged yet); engage_quarter_end: 1 if that month "
+    "ends a quarter (Mar/Jun/Sep/Dec), else 0.",
     owner="crm-feature-platform",
     tags={"entity": "opportunity", "grain": "request"},
 )
@@ -43,6 +47,12 @@ def opportunity_request_features(inputs: pd.DataFrame) -> pd.DataFrame:
     days = ((scored - engaged).dt.total_seconds() // 86_400).fillna(0).clip(lower=0)
     price = pd.to_numeric(inputs["sales_price"], errors="coerce")
     tier = (price >= low).astype("int64") + (price >= high).astype("int64")
+    month = engaged.dt.month.fillna(0).astype("int64")
     return pd.DataFrame(
-        {"days_open": days.astype("int64"), "list_price_tier": tier.astype("int64")}
+        {
+            "days_open": days.astype("int64"),
+            "list_price_tier": tier.astype("int64"),
+            "engage_month": month,
+            "engage_quarter_end": ((month > 0) & (month % 3 == 0)).astype("int64"),
+        }
     )

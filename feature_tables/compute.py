@@ -17,6 +17,11 @@ moves toward its own rate as deals close, instead of jumping to 0 or 1 after one
 Open pipeline: a deal is open from its engage date up to the day before its close date (or up to
 `as_of_end` when still open); Prospecting deals have no engage date and are not in the pipeline.
 `open_pipeline_value` is the sum of the products' list prices (`products.sales_price`).
+
+Pair stats (`product_sector_daily_stats`): the same stats per (product, account sector) cell,
+because a product's fit differs by sector and neither per-entity rate shows it. The grid is every
+catalogue/pipeline product x every sector of the accounts table; deals without an account (open
+deals only) have no sector and count in no cell.
 """
 
 from __future__ import annotations
@@ -49,11 +54,18 @@ PROFILE_VIEWS: dict[str, str] = {
     "account_profile": "account",
     "product_profile": "product",
 }
+# Stats per combination of entities (view -> its key columns, in order).
+PAIR_STATS_VIEWS: dict[str, tuple[str, ...]] = {"product_sector_daily_stats": ("product", "sector")}
 OPPORTUNITY_VIEW = "opportunity"
-VIEWS: tuple[str, ...] = (*STATS_VIEWS, *PROFILE_VIEWS, OPPORTUNITY_VIEW)
+VIEWS: tuple[str, ...] = (*STATS_VIEWS, *PAIR_STATS_VIEWS, *PROFILE_VIEWS, OPPORTUNITY_VIEW)
 
 # Where each entity's members are listed besides the pipeline.
-_ENTITY_TABLES = {"sales_agent": SALES_TEAMS, "account": ACCOUNTS, "product": PRODUCTS}
+_ENTITY_TABLES = {
+    "sales_agent": SALES_TEAMS,
+    "account": ACCOUNTS,
+    "product": PRODUCTS,
+    "sector": ACCOUNTS,
+}
 
 
 def feature_key(view: str) -> str:
@@ -97,7 +109,9 @@ def compute_feature_tables(
         _global_rates(con, start, end)
         out: dict[str, pd.DataFrame] = {}
         for view, key in STATS_VIEWS.items():
-            out[view] = _fetch(con, _stats_sql(key, start, end), [key])
+            out[view] = _fetch(con, _stats_sql((key,), start, end), [key])
+        for view, keys in PAIR_STATS_VIEWS.items():
+            out[view] = _fetch(con, _stats_sql(keys, start, end), list(keys))
         out.update(_profiles(con))
         out[OPPORTUNITY_VIEW] = _fetch(con, _opportunity_sql(end), ["opportunity_id"])
         return out
@@ -123,7 +137,7 @@ def _load(con: duckdb.DuckDBPyConnection, tables: Mapping[str, pd.DataFrame | pa
         f"""
         CREATE TEMP TABLE deals AS
         SELECT CAST(p.opportunity_id AS VARCHAR) AS opportunity_id,
-               p.sales_agent, p.product, p.account, p.deal_stage,
+               p.sales_agent, p.product, p.account, a.sector, p.deal_stage,
                CAST(p.engage_date AS DATE) AS engage_date,
                CAST(p.close_date AS DATE) AS close_date,
                CAST(COALESCE(pr.sales_price, 0) AS BIGINT) AS list_price,
@@ -131,6 +145,9 @@ def _load(con: duckdb.DuckDBPyConnection, tables: Mapping[str, pd.DataFrame | pa
         FROM src_{SALES_PIPELINE} p
         LEFT JOIN (SELECT DISTINCT product, sales_price FROM src_{PRODUCTS}) pr
           ON pr.product = p.product
+        LEFT JOIN (SELECT DISTINCT ON (account) account, sector FROM src_{ACCOUNTS}
+                   WHERE account IS NOT NULL) a
+          ON a.account = p.account
         """
     )
 
@@ -164,12 +181,24 @@ def _global_rates(con: duckdb.DuckDBPyConnection, start: date, end: date) -> Non
     )
 
 
-def _stats_sql(key: str, start: date, end: date) -> str:
-    entity_table = _ENTITY_TABLES[key]
+def _entities_sql(keys: tuple[str, ...]) -> str:
+    """Every member (or combination of members) of the keys: listed ones and those in deals."""
+    parts = [
+        f"(SELECT {k} FROM src_{_ENTITY_TABLES[k]} WHERE {k} IS NOT NULL "
+        f"UNION SELECT {k} FROM deals WHERE {k} IS NOT NULL) AS e_{k}"
+        for k in keys
+    ]
+    return f"SELECT {', '.join(keys)} FROM {' CROSS JOIN '.join(parts)}"
+
+
+def _stats_sql(keys: tuple[str, ...], start: date, end: date) -> str:
+    cols = ", ".join(keys)
+    not_null = " AND ".join(f"{k} IS NOT NULL" for k in keys)
+    same = " AND ".join(f"x.{k} = e.{k}" for k in keys)
     frames = {f"{w}d": f"ROWS BETWEEN {w - 1} PRECEDING AND CURRENT ROW" for w in WINDOWS_DAYS}
     frames["all"] = "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
     window_defs = ", ".join(
-        f"w_{name} AS (PARTITION BY key ORDER BY day {frame})" for name, frame in frames.items()
+        f"w_{name} AS (PARTITION BY {cols} ORDER BY day {frame})" for name, frame in frames.items()
     )
     sums = []
     for name in frames:
@@ -185,34 +214,31 @@ def _stats_sql(key: str, start: date, end: date) -> str:
     for n in frames:
         columns += [f"closed_{n}", f"won_{n}", f"win_rate_{n}"]
     return f"""
-        WITH ents AS (
-            SELECT {key} AS key FROM src_{entity_table} WHERE {key} IS NOT NULL
-            UNION SELECT {key} FROM deals WHERE {key} IS NOT NULL
-        ), events AS (
-            SELECT {key} AS key, close_date AS day, 1 AS closed,
+        WITH ents AS ({_entities_sql(keys)}), events AS (
+            SELECT {cols}, close_date AS day, 1 AS closed,
                    CASE WHEN deal_stage = 'Won' THEN 1 ELSE 0 END AS won,
                    0 AS engaged, 0 AS open_delta, CAST(0 AS BIGINT) AS value_delta
-            FROM deals WHERE {key} IS NOT NULL AND is_closed
+            FROM deals WHERE {not_null} AND is_closed
             UNION ALL
-            SELECT {key}, engage_date, 0, 0, 1, 1, list_price
-            FROM deals WHERE {key} IS NOT NULL AND engage_date IS NOT NULL
+            SELECT {cols}, engage_date, 0, 0, 1, 1, list_price
+            FROM deals WHERE {not_null} AND engage_date IS NOT NULL
             UNION ALL
-            SELECT {key}, close_date, 0, 0, 0, -1, -list_price
+            SELECT {cols}, close_date, 0, 0, 0, -1, -list_price
             FROM deals
-            WHERE {key} IS NOT NULL AND engage_date IS NOT NULL AND close_date IS NOT NULL
+            WHERE {not_null} AND engage_date IS NOT NULL AND close_date IS NOT NULL
         ), daily AS (
-            SELECT key, day, sum(closed) AS closed, sum(won) AS won, sum(engaged) AS engaged,
+            SELECT {cols}, day, sum(closed) AS closed, sum(won) AS won, sum(engaged) AS engaged,
                    sum(open_delta) AS open_delta, sum(value_delta) AS value_delta
-            FROM events GROUP BY key, day
+            FROM events GROUP BY {cols}, day
         ), grid AS (
-            SELECT e.key, d.day,
+            SELECT {", ".join(f"e.{k}" for k in keys)}, d.day,
                    coalesce(x.closed, 0) AS closed, coalesce(x.won, 0) AS won,
                    coalesce(x.engaged, 0) AS engaged, coalesce(x.open_delta, 0) AS open_delta,
                    coalesce(x.value_delta, 0) AS value_delta
             FROM ents e CROSS JOIN ({_days_sql(start, end)}) d
-            LEFT JOIN daily x ON x.key = e.key AND x.day = d.day
+            LEFT JOIN daily x ON {same} AND x.day = d.day
         ), sums AS (
-            SELECT key, day, {", ".join(sums)},
+            SELECT {cols}, day, {", ".join(sums)},
                    CAST(sum(open_delta) OVER w_all AS BIGINT) AS open_pipeline_count,
                    CAST(sum(value_delta) OVER w_all AS BIGINT) AS open_pipeline_value,
                    CAST(sum(engaged) OVER w_30d AS BIGINT) AS engaged_30d
@@ -222,7 +248,7 @@ def _stats_sql(key: str, start: date, end: date) -> str:
             SELECT s.*, {", ".join(rates)}
             FROM sums s JOIN global_rate g USING (day)
         )
-        SELECT key AS {key}, CAST(day AS TIMESTAMP) + {END_OF_DAY} AS event_timestamp,
+        SELECT {cols}, CAST(day AS TIMESTAMP) + {END_OF_DAY} AS event_timestamp,
                {", ".join(columns)}, open_pipeline_count, open_pipeline_value, engaged_30d
         FROM rated
     """
@@ -253,10 +279,11 @@ def _opportunity_sql(end: date) -> str:
     """One row when a deal is engaged (stage Engaging) and one when it closes (final stage).
 
     Deals closed on their engage day get only the closing row (both facts share a timestamp).
+    `sector` is the account's (null without an account): the join key of the pair stats.
     Deals without an engage date (Prospecting) are known as of the snapshot: one row at
     `as_of_end`. Never close_value or close_date: they are the label.
     """
-    cols = "opportunity_id, sales_agent, account, product, "
+    cols = "opportunity_id, sales_agent, account, product, sector, "
     engage_ts = "CAST(CAST(engage_date AS TIMESTAMP) AS TIMESTAMPTZ)"
     return f"""
         SELECT {cols} CAST(engage_date AS TIMESTAMP) + {END_OF_DAY} AS event_timestamp,

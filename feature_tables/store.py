@@ -29,7 +29,7 @@ FULL_LOAD_START = PROFILE_TIMESTAMP - timedelta(days=1)
 # Feast's online read cannot take a null join key (open deals may have no account): ask for
 # this key instead, which has no rows, so the entity's features come back null as offline.
 MISSING_ENTITY = "__missing__"
-JOIN_KEYS = ("opportunity_id", "sales_agent", "account", "product")
+JOIN_KEYS = ("opportunity_id", "sales_agent", "account", "product", "sector")
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -94,15 +94,17 @@ def use_lake_duckdb(settings: Settings) -> None:
 def definitions() -> list[Any]:
     """Every Feast object of `feature_repo/` (imported, so the active profile sets the paths)."""
     from feature_repo import entities, feature_services, on_demand
-    from feature_repo.features import account, opportunity, product, sales_agent
+    from feature_repo.features import account, opportunity, product, product_sector, sales_agent
 
     objects: list[Any] = [
         entities.opportunity,
         entities.sales_agent,
         entities.account,
         entities.product,
+        entities.sector,
     ]
-    for module in (sales_agent, account, product, opportunity, on_demand, feature_services):
+    modules = (sales_agent, account, product, product_sector, opportunity, on_demand)
+    for module in (*modules, feature_services):
         for value in vars(module).values():
             kinds = (FeatureView, OnDemandFeatureView, FeatureService)
             if isinstance(value, kinds) and not any(value is o for o in objects):

@@ -2,7 +2,8 @@
 
 Each closed opportunity (Won = 1, Lost = 0) becomes one example at its engagement and one every
 `step_days` after that while it was still open (strictly before its close date, so its own
-outcome is never in the daily stats it is joined with). The entity frame carries the keys, the
+outcome is never in the daily stats it is joined with). The entity frame carries the keys (with
+the account's `sector`, join key of the product x sector stats), the
 as-of `event_timestamp`, the label, `label_timestamp` (close date, for the leak-free split, never
 a feature) and the request inputs of the on-demand view (`engage_date`, `request_timestamp`);
 everything else comes from `get_historical_features` on the feature service
@@ -20,13 +21,14 @@ import pandas as pd
 
 from infra.lake import Lake
 from infra.settings import Settings
-from ingestion.tables import SALES_PIPELINE, STAGES_CLOSED
+from ingestion.tables import ACCOUNTS, SALES_PIPELINE, STAGES_CLOSED
 from training.errors import ExamplesError
 from training.features import (
     ENTITY_KEYS,
     LABEL,
     LABEL_TIMESTAMP,
     OPPORTUNITY_ID,
+    SECTOR,
     TIMESTAMP,
     TRUE_PROBABILITY,
 )
@@ -52,8 +54,17 @@ def _days(values: pd.Series) -> np.ndarray:
     return stamps.dt.normalize().to_numpy(dtype="datetime64[ns]")
 
 
-def entity_frame(pipeline: pd.DataFrame, *, step_days: int | None = STEP_DAYS) -> pd.DataFrame:
-    """One row per (closed deal, as-of day): engage day + k * step_days, before the close day."""
+def entity_frame(
+    pipeline: pd.DataFrame,
+    accounts: pd.DataFrame | None = None,
+    *,
+    step_days: int | None = STEP_DAYS,
+) -> pd.DataFrame:
+    """One row per (closed deal, as-of day): engage day + k * step_days, before the close day.
+
+    With `accounts` (the validated accounts table) each row also gets its account's `sector`,
+    the join key of `product_sector_daily_stats`; closed deals always have an account.
+    """
     deals = pipeline[pipeline["deal_stage"].isin(STAGES_CLOSED)]
     deals = deals.dropna(subset=["engage_date", "close_date", "account"])
     if deals.empty:
@@ -76,6 +87,9 @@ def entity_frame(pipeline: pd.DataFrame, *, step_days: int | None = STEP_DAYS) -
     frame["engage_date"] = pd.to_datetime(engage[repeat], utc=True)
     frame = frame[frame[TIMESTAMP] < frame[LABEL_TIMESTAMP]].reset_index(drop=True)
     frame["request_timestamp"] = frame[TIMESTAMP]
+    if accounts is not None:
+        sectors = accounts.drop_duplicates("account").set_index("account")[SECTOR]
+        frame[SECTOR] = frame["account"].map(sectors)
     return frame
 
 
@@ -112,8 +126,10 @@ def build_examples(
 
     lake = Lake.from_settings(settings)
     snapshot = snapshot or latest_validated_snapshot(lake)
-    pipeline = read_validated(lake, snapshot)[SALES_PIPELINE].to_pandas()
-    entities = entity_frame(pipeline, step_days=step_days)
+    validated_tables = read_validated(lake, snapshot)
+    pipeline = validated_tables[SALES_PIPELINE].to_pandas()
+    accounts = validated_tables[ACCOUNTS].to_pandas()
+    entities = entity_frame(pipeline, accounts, step_days=step_days)
     store = store or feature_store(settings)
     frame = historical_features(store, entities, feature_service)
     truth_key = ground_truth_key(snapshot)

@@ -21,17 +21,21 @@ from training.errors import ExamplesError
 
 OPPORTUNITY_ID = "opportunity_id"
 ENTITY_KEYS: tuple[str, ...] = (OPPORTUNITY_ID, "sales_agent", "account", "product")
+# Join key of the product x sector stats, looked up from the account (not a pipeline column). Not a
+# model input: `account_profile__sector` already carries the same value as a categorical feature.
+SECTOR = "sector"
+JOIN_KEYS: tuple[str, ...] = (*ENTITY_KEYS, SECTOR)
 TIMESTAMP = "event_timestamp"
 LABEL = "label"
 # When the outcome became known (the close date): used to split without leaking, never a feature.
 LABEL_TIMESTAMP = "label_timestamp"
 # Ground truth of simulated data: for the oracle metrics only.
 TRUE_PROBABILITY = "win_probability"
-# Request inputs of the on-demand view (`days_open` is derived from them): raw timestamps.
+# Request inputs of the on-demand view (`days_open`, `engage_month`, ... are derived from them).
 REQUEST_COLUMNS: tuple[str, ...] = ("engage_date", "request_timestamp")
 NON_FEATURES: frozenset[str] = frozenset(
     {
-        *ENTITY_KEYS,
+        *JOIN_KEYS,
         *REQUEST_COLUMNS,
         TIMESTAMP,
         LABEL,

@@ -20,6 +20,7 @@ opportunity_fv = FeatureView(
         Field(name="sales_agent", dtype=String, description="Owning agent."),
         Field(name="account", dtype=String, description="Customer account (null if unknown)."),
         Field(name="product", dtype=String, description="Product sold."),
+        Field(name="sector", dtype=String, description="Account's sector (null if no account)."),
         Field(name="engage_date", dtype=UnixTimestamp, description="Day the deal was engaged."),
         Field(name="deal_stage", dtype=String, description="Stage as of the row's time."),
     ],

@@ -25,9 +25,15 @@ class Deal:
     deal_stage: str
     engage_date: date | None
     close_date: date | None
+    sector: str | None = None  # the account's sector; None without an account
 
 
-def deals_from(pipeline: pd.DataFrame) -> list[Deal]:
+def deals_from(pipeline: pd.DataFrame, accounts: pd.DataFrame | None = None) -> list[Deal]:
+    """Deals of the pipeline; with `accounts`, each carries its account's sector."""
+    sectors: dict[str, str] = {}
+    if accounts is not None:
+        sectors = dict(zip(accounts["account"], accounts["sector"], strict=True))
+
     def as_date(value: object) -> date | None:
         if value is None or (not isinstance(value, date) and pd.isna(value)):
             return None
@@ -45,6 +51,7 @@ def deals_from(pipeline: pd.DataFrame) -> list[Deal]:
             row.deal_stage,
             as_date(row.engage_date),
             as_date(row.close_date),
+            sectors.get(as_str(row.account)),
         )
         for row in pipeline.itertuples(index=False)
     ]
@@ -64,10 +71,19 @@ def global_rate(deals: list[Deal], day: date) -> float:
 
 
 def reference_stats_row(
-    deals: list[Deal], prices: dict[str, int], key: str, entity: str, day: date
+    deals: list[Deal],
+    prices: dict[str, int],
+    key: str | tuple[str, ...],
+    entity: object,
+    day: date,
 ) -> dict[str, object]:
-    """The stats of `entity` (a value of column `key`) as known at the end of `day`."""
-    mine = [d for d in deals if getattr(d, key) == entity]
+    """The stats of `entity` (a value of column `key`) as known at the end of `day`.
+
+    For a pair view, `key` is the tuple of key columns and `entity` the tuple of their values.
+    """
+    keys = key if isinstance(key, tuple) else (key,)
+    values = entity if isinstance(entity, tuple) else (entity,)
+    mine = [d for d in deals if tuple(getattr(d, k) for k in keys) == values]
     g = global_rate(deals, day)
     row: dict[str, object] = {}
     windows: list[tuple[str, date | None]] = [

@@ -96,6 +96,7 @@ def test_apply_registers_every_definition(store: FeatureStore) -> None:
         "sales_agent_daily_stats",
         "account_daily_stats",
         "product_daily_stats",
+        "product_sector_daily_stats",
         "sales_agent_profile",
         "account_profile",
         "product_profile",
@@ -108,11 +109,15 @@ def test_apply_registers_every_definition(store: FeatureStore) -> None:
         "sales_agent",
         "account",
         "product",
+        "sector",
     }
     service = store.get_feature_service(SERVICE)
     served = {p.name for p in service.feature_view_projections}
     assert "opportunity" not in served  # the stage would leak the outcome
     assert "opportunity_request_features" in served
+    assert "product_sector_daily_stats" in served
+    cells = store.get_feature_view("product_sector_daily_stats")
+    assert [e.name for e in cells.entity_columns] == ["product", "sector"]
 
 
 def test_sources_follow_the_active_lake(store: FeatureStore, local: Settings) -> None:
@@ -142,6 +147,7 @@ def test_first_materialisation_is_full_then_incremental(
 def _entity_rows(features: dict[str, pd.DataFrame], n: int) -> list[dict[str, object]]:
     agents = features["sales_agent_profile"].sales_agent.tolist()
     accounts = features["account_profile"].account.tolist()
+    sectors = dict(zip(accounts, features["account_profile"].sector, strict=True))
     products = features["product_profile"]["product"].tolist()
     rows = []
     for i in range(n):
@@ -149,8 +155,9 @@ def _entity_rows(features: dict[str, pd.DataFrame], n: int) -> list[dict[str, ob
             {
                 "sales_agent": agents[i % len(agents)],
                 "account": accounts[(3 * i) % len(accounts)],
+                "sector": sectors[accounts[(3 * i) % len(accounts)]],
                 "product": products[i % len(products)],
-                "engage_date": datetime(2017, 11, 1 + i % 20, tzinfo=UTC),
+                "engage_date": datetime(2017, 9 + i % 3, 1 + i % 20, tzinfo=UTC),
                 "request_timestamp": datetime(2018, 1, 2, tzinfo=UTC),
             }
         )
@@ -171,10 +178,9 @@ def test_online_equals_latest_offline_exactly(
     offline = store.get_historical_features(
         entity_df=entity_df, features=service, full_feature_names=True
     ).to_df()
-    offline = offline.sort_values(["sales_agent", "account", "product", "engage_date"])
-    online = online.assign(engage_date=entity_df.engage_date).sort_values(
-        ["sales_agent", "account", "product", "engage_date"]
-    )
+    order = ["sales_agent", "account", "product", "engage_date"]
+    offline = offline.sort_values(order)
+    online = online.assign(engage_date=entity_df.engage_date).sort_values(order)
     columns = [c for c in online.columns if "__" in c]
     assert len(columns) >= 20
     for column in columns:
@@ -188,6 +194,14 @@ def test_online_equals_latest_offline_exactly(
         agent_row = last.loc[row.sales_agent]
         assert row["sales_agent_daily_stats__win_rate_90d"] == agent_row.win_rate_90d
         assert row["sales_agent_daily_stats__open_pipeline_value"] == agent_row.open_pipeline_value
+    cells = features["product_sector_daily_stats"]
+    cells = cells[cells.event_timestamp == cells.event_timestamp.max()]
+    cells = cells.set_index(["product", "sector"])
+    for _, row in online.iterrows():
+        cell = cells.loc[(row["product"], row["sector"])]
+        assert row["product_sector_daily_stats__win_rate_all"] == cell.win_rate_all
+        assert row["product_sector_daily_stats__closed_90d"] == cell.closed_90d
+    assert online["product_sector_daily_stats__closed_all"].sum() > 0
 
 
 def test_historical_features_are_point_in_time(
@@ -220,11 +234,19 @@ def test_on_demand_features(store: FeatureStore, loads: dict[str, object]) -> No
         features=[
             "opportunity_request_features:days_open",
             "opportunity_request_features:list_price_tier",
+            "opportunity_request_features:engage_month",
+            "opportunity_request_features:engage_quarter_end",
         ],
-        entity_rows=[row, {**row, "product": "MG Special"}],
+        entity_rows=[
+            row,
+            {**row, "product": "MG Special", "engage_date": datetime(2017, 11, 30, tzinfo=UTC)},
+            {**row, "engage_date": None},
+        ],
     ).to_dict()
-    assert got["days_open"] == [10, 10]
-    assert got["list_price_tier"] == [2, 0]
+    assert got["days_open"] == [10, 11, 0]
+    assert got["list_price_tier"] == [2, 0, 2]
+    assert got["engage_month"] == [12, 11, 0]
+    assert got["engage_quarter_end"] == [1, 0, 0]
 
 
 def test_missing_placeholder_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -255,6 +277,7 @@ def test_open_deal_without_account_gets_null_account_features(
     row = {
         "sales_agent": "agent_01",
         "account": None,
+        "sector": None,
         "product": "GTX Pro",
         "engage_date": None,
         "request_timestamp": datetime(2018, 1, 1, tzinfo=UTC),
@@ -266,5 +289,7 @@ def test_open_deal_without_account_gets_null_account_features(
     ).to_dict()
     assert got["account_daily_stats__closed_all"] == [None]
     assert got["account_profile__sector"] == [None]
+    assert got["product_sector_daily_stats__win_rate_all"] == [None]
+    assert got["product_daily_stats__closed_all"][0] is not None
     assert got["sales_agent_daily_stats__closed_all"][0] is not None
     assert got["opportunity_request_features__days_open"] == [0]

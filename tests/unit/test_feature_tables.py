@@ -104,6 +104,15 @@ def _row(frame: pd.DataFrame, key: str, entity: str, day: date) -> pd.Series:
     return hit.iloc[0]
 
 
+def _cell(frame: pd.DataFrame, product: str, sector: str, day: date) -> pd.Series:
+    ts = pd.Timestamp(datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=UTC))
+    hit = frame[
+        (frame["product"] == product) & (frame["sector"] == sector) & (frame.event_timestamp == ts)
+    ]
+    assert len(hit) == 1, f"expected one row for {product} x {sector} on {day}"
+    return hit.iloc[0]
+
+
 @pytest.fixture(scope="module")
 def hand() -> dict[str, pd.DataFrame]:
     return compute_feature_tables(_tables(HAND_DEALS), as_of_end=D(2017, 1, 31))
@@ -176,6 +185,47 @@ def test_every_entity_gets_a_dense_daily_grid(hand):
     assert _row(products, "product", "GTX Pro", D(2017, 1, 31)).open_pipeline_count == 1
 
 
+def test_product_sector_cells_follow_the_same_time_rule(hand):
+    cells = hand["product_sector_daily_stats"]
+    # Every catalogue product x every account sector, one row per day 2017-01-01 .. 01-31.
+    assert len(cells) == 2 * 2 * 31
+    assert set(zip(cells["product"], cells["sector"], strict=True)) == {
+        ("GTX Pro", "tech"),
+        ("GTX Pro", "retail"),
+        ("MG Special", "tech"),
+        ("MG Special", "retail"),
+    }
+    # A1 (GTX Pro, Acme = tech) won on 2017-01-10: counted from its close day, never before.
+    before = _cell(cells, "GTX Pro", "tech", D(2017, 1, 9))
+    on = _cell(cells, "GTX Pro", "tech", D(2017, 1, 10))
+    assert (before.closed_all, before.won_all, before.win_rate_all) == (0, 0, GLOBAL_PRIOR)
+    assert (before.open_pipeline_count, before.open_pipeline_value) == (1, 4821)
+    assert (on.closed_all, on.won_all, on.closed_30d, on.won_30d) == (1, 1, 1, 1)
+    assert on.win_rate_all == pytest.approx((1 + SMOOTHING_K * 1.0) / (1 + SMOOTHING_K))
+    # A3 (GTX Pro, no account) is in no cell: the tech cell's pipeline is empty after A1 closes.
+    late = _cell(cells, "GTX Pro", "tech", D(2017, 1, 31))
+    assert (late.open_pipeline_count, late.open_pipeline_value, late.engaged_30d) == (0, 0, 0)
+    assert _cell(cells, "GTX Pro", "tech", D(2017, 1, 30)).engaged_30d == 1  # A1 engaged 01-01
+    # B1 (GTX Pro, Betasoft = retail) won on its engage day 2017-01-12.
+    assert _cell(cells, "GTX Pro", "retail", D(2017, 1, 11)).won_all == 0
+    same_day = _cell(cells, "GTX Pro", "retail", D(2017, 1, 12))
+    assert (same_day.won_all, same_day.open_pipeline_count, same_day.engaged_30d) == (1, 0, 1)
+    # A2 (MG Special, tech) lost on 2017-01-20: global = 2 won / 3 closed.
+    lost = _cell(cells, "MG Special", "tech", D(2017, 1, 20))
+    assert (lost.closed_all, lost.won_all) == (1, 0)
+    assert lost.win_rate_all == (0 + SMOOTHING_K * (2 / 3)) / (1 + SMOOTHING_K)
+    assert _cell(cells, "MG Special", "tech", D(2017, 1, 19)).closed_all == 0
+    empty = _cell(cells, "MG Special", "retail", D(2017, 1, 31))
+    assert (empty.closed_all, empty.open_pipeline_count) == (0, 0)
+    assert empty.win_rate_all == (0 + SMOOTHING_K * (2 / 3)) / SMOOTHING_K
+
+
+def test_opportunity_rows_carry_the_account_sector(hand):
+    opp = hand["opportunity"].groupby("opportunity_id")["sector"].first()
+    assert opp["A1"] == "tech" and opp["B1"] == "retail"
+    assert pd.isna(opp["A3"]) and pd.isna(opp["A4"])  # no account, no sector
+
+
 def test_opportunity_rows_never_leak_the_outcome(hand):
     opp = hand["opportunity"]
     assert "close_value" not in opp.columns and "close_date" not in opp.columns
@@ -230,7 +280,7 @@ def test_missing_table_is_a_clear_error():
 def test_random_rows_equal_the_slow_reference(seed):
     tables = random_tables(1500, seed)
     out = compute_feature_tables(tables)
-    deals = deals_from(tables["sales_pipeline"])
+    deals = deals_from(tables["sales_pipeline"], tables["accounts"])
     prices = dict(
         zip(tables["products"]["product"], tables["products"]["sales_price"], strict=True)
     )
@@ -248,6 +298,16 @@ def test_random_rows_equal_the_slow_reference(seed):
             got = {name: row[name] for name in expected}
             got = {k: (float(v) if "rate" in k else int(v)) for k, v in got.items()}
             assert got == expected, (view, row[key], day)
+    cells = out["product_sector_daily_stats"]
+    assert cells["sector"].notna().all() and len(cells) == 4 * 3 * cells.event_timestamp.nunique()
+    for i in rng.sample(range(len(cells)), 60):
+        row = cells.iloc[i]
+        day = row.event_timestamp.date()
+        cell = (row["product"], row["sector"])
+        expected = reference_stats_row(deals, prices, ("product", "sector"), cell, day)
+        got = {name: row[name] for name in expected}
+        got = {k: (float(v) if "rate" in k else int(v)) for k, v in got.items()}
+        assert got == expected, ("product_sector_daily_stats", cell, day)
 
 
 def test_write_feature_tables_puts_one_object_per_view(tmp_path, hand):

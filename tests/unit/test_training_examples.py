@@ -53,6 +53,18 @@ def test_engagement_only() -> None:
     assert (entities["event_timestamp"] == entities["engage_date"]).all()
 
 
+def test_rows_carry_the_account_sector_for_the_pair_stats() -> None:
+    pipeline = _pipeline()
+    pipeline.loc[pipeline.opportunity_id == "A2", "account"] = "Other"
+    accounts = pd.DataFrame({"account": ["Acc", "Other"], "sector": ["retail", "medical"]})
+    entities = entity_frame(pipeline, accounts, step_days=30)
+    assert entities.groupby("opportunity_id")["sector"].unique().map(list).to_dict() == {
+        "A1": ["retail"],
+        "A2": ["medical"],
+    }
+    assert "sector" not in entity_frame(pipeline, step_days=30)  # only when accounts are given
+
+
 def test_no_closed_deal_is_a_clear_error() -> None:
     open_only = _pipeline().query("deal_stage in ['Engaging', 'Prospecting']")
     with pytest.raises(ExamplesError, match="no closed deal"):
