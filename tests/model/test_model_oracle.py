@@ -1,0 +1,69 @@
+"""The training issue's bar: XGBoost within 3% of the generator's oracle, on synthetic data.
+
+The whole path (generator -> land -> validate -> feature tables -> Feast
+`get_historical_features` on `opportunity_scoring_v1` -> train), no servers. At the default
+8,800 opportunities the bar is missed by estimation noise (see the strict xfail in
+`test_model_generator_e2e.py`); with 50,000 opportunities the same code clears it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from infra.lake import Lake
+from infra.settings import Settings, get_settings
+from training.run import TrainingReport, train
+
+pytestmark = pytest.mark.e2e
+
+SNAPSHOT = "2017-12-31"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainingReport]:
+    from feature_tables.build import build_feature_tables
+    from feature_tables.store import apply, feature_store
+    from ingestion.landing import land
+    from ingestion.synthetic import generate
+    from training.examples import build_examples
+    from validation.run import validate_snapshot
+
+    home: Path = tmp_path_factory.mktemp("oracle") / ".crm"
+    saved = dict(os.environ)
+    os.environ.update({"CRM_HOME": str(home), "CRM_PROFILE": "local"})
+    get_settings.cache_clear()
+    for name in [m for m in sys.modules if m.split(".")[0] == "feature_repo"]:
+        del sys.modules[name]
+    try:
+        settings: Settings = get_settings()
+        lake = Lake.from_settings(settings)
+        land(lake, generate(50_000, seed=42), SNAPSHOT, code_version="test")
+        assert validate_snapshot(lake, SNAPSHOT).passed
+        build_feature_tables(lake, SNAPSHOT)
+        store = feature_store(settings)
+        apply(store, settings)
+        examples = build_examples(settings, SNAPSHOT, store=store)
+        yield train(settings, examples.frame, track=False, register_model=False)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        get_settings.cache_clear()
+        for name in [m for m in sys.modules if m.split(".")[0] == "feature_repo"]:
+            del sys.modules[name]
+
+
+def test_xgboost_is_within_three_percent_of_the_oracle(report: TrainingReport) -> None:
+    xgb = report.metrics["xgboost"]
+    assert xgb["auc"] >= 0.97 * xgb["oracle_auc"], xgb
+    assert xgb["brier"] <= 1.03 * xgb["oracle_brier"], xgb
+
+
+def test_the_baseline_is_honestly_worse_and_both_beat_the_base_rate(report: TrainingReport) -> None:
+    xgb, base = report.metrics["xgboost"], report.metrics["baseline"]
+    assert xgb["auc"] > base["auc"]
+    assert xgb["brier"] < base["base_rate_brier"] and base["brier"] < base["base_rate_brier"]
