@@ -34,6 +34,16 @@ def days_open(engage_date: datetime | None, request_timestamp: datetime) -> int:
     return max(0, int(seconds // SECONDS_PER_DAY))
 
 
+def engage_month(engage_date: datetime | None) -> int:
+    """Month of the engagement in UTC, 1-12; 0 when not engaged yet (seasonality of the deal)."""
+    return 0 if engage_date is None else utc(engage_date).month
+
+
+def engage_quarter_end(month: int) -> int:
+    """1 if the engagement month ends a quarter (Mar/Jun/Sep/Dec), else 0 (0 for no month)."""
+    return int(month > 0 and month % 3 == 0)
+
+
 def list_price_tier(price: float | None) -> int:
     """0 below 1,000 USD, 1 below 10,000, else 2 (missing price: 0, as pandas' NaN >= x)."""
     if price is None or (isinstance(price, float) and math.isnan(price)):

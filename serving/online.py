@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -31,26 +31,50 @@ if TYPE_CHECKING:
 
 # A view's row for one entity: (event timestamp, {feature: python value}) or None when absent.
 Row = tuple[datetime | None, dict[str, Any]] | None
+# One entity of a view: its join key's value, or a tuple of values (in the view's entity-columns
+# order) for a view keyed by several entities, e.g. ("GTX Pro", "retail").
+Key = str | tuple[str, ...]
 
 
 @dataclass
 class ViewReader:
-    """One feature view: its join key and the features the scorer needs from it."""
+    """One feature view: its join keys (entity-columns order) and the features needed from it."""
 
     view: FeatureView
-    join_key: str
+    join_keys: tuple[str, ...] | str
     features: list[str]
     cache_seconds: float = 0.0
     static: bool = False  # profile-like view (not used for the default request time)
-    _cache: dict[str, tuple[float, Row]] = field(default_factory=dict)
+    _cache: dict[Key, tuple[float, Row]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.join_keys, str):
+            self.join_keys = (self.join_keys,)
+        self.join_keys = tuple(self.join_keys)
+        if not self.join_keys:
+            raise ValueError(f"View {self.view.name} has no join key: serving cannot read it.")
 
     @property
     def name(self) -> str:
         return self.view.name
 
+    def key(self, values: Mapping[str, str | None]) -> Key | None:
+        """This view's key from an entity's join-key values; None if any of them is null
+        (Feast has no row for a null key: the view's features are null, as offline)."""
+        parts = [values.get(k) for k in self.join_keys]
+        if any(part is None for part in parts):
+            return None
+        return parts[0] if len(parts) == 1 else tuple(parts)  # type: ignore[return-value]
 
-def entity_key(join_key: str, value: str) -> EntityKeyProto:
-    return EntityKeyProto(join_keys=[join_key], entity_values=[ValueProto(string_val=value)])
+
+def entity_key(join_keys: str | Sequence[str], value: Key) -> EntityKeyProto:
+    """The entity key proto Feast's online stores serialise (several keys: one entity key with
+    all of them; `serialize_entity_key` orders the pairs by key name, as Feast's writes do)."""
+    keys = [join_keys] if isinstance(join_keys, str) else list(join_keys)
+    values = [value] if isinstance(value, str) else list(value)
+    if len(keys) != len(values):
+        raise ValueError(f"Join keys {keys} need as many values, got {values}.")
+    return EntityKeyProto(join_keys=keys, entity_values=[ValueProto(string_val=v) for v in values])
 
 
 def _python(values: dict[str, ValueProto] | None) -> dict[str, Any]:
@@ -67,7 +91,7 @@ class OnlineReader:
         self._config: RepoConfig = store.config
         self._lock = threading.Lock()
 
-    def read(self, reader: ViewReader, keys: Iterable[str | None]) -> dict[str, Row]:
+    def read(self, reader: ViewReader, keys: Iterable[Key | None]) -> dict[Key, Row]:
         """Rows by entity value (None keys are skipped: e.g. deals without an account)."""
         now = time.monotonic()
         found, missing = self._cached(reader, keys, now)
@@ -81,14 +105,14 @@ class OnlineReader:
         return found
 
     def read_many(
-        self, requests: Sequence[tuple[ViewReader, Iterable[str | None]]]
-    ) -> dict[str, dict[str, Row]]:
+        self, requests: Sequence[tuple[ViewReader, Iterable[Key | None]]]
+    ) -> dict[str, dict[Key, Row]]:
         """Several views at once: on PostgreSQL one round trip for all of them."""
         if not self._is_postgres():
             return {reader.name: self.read(reader, keys) for reader, keys in requests}
         now = time.monotonic()
-        out: dict[str, dict[str, Row]] = {}
-        to_read: list[tuple[ViewReader, list[str]]] = []
+        out: dict[str, dict[Key, Row]] = {}
+        to_read: list[tuple[ViewReader, list[Key]]] = []
         for reader, keys in requests:
             found, missing = self._cached(reader, keys, now)
             out[reader.name] = found
@@ -106,10 +130,10 @@ class OnlineReader:
         return out
 
     def _cached(
-        self, reader: ViewReader, keys: Iterable[str | None], now: float
-    ) -> tuple[dict[str, Row], list[str]]:
-        found: dict[str, Row] = {}
-        missing: list[str] = []
+        self, reader: ViewReader, keys: Iterable[Key | None], now: float
+    ) -> tuple[dict[Key, Row], list[Key]]:
+        found: dict[Key, Row] = {}
+        missing: list[Key] = []
         for key in sorted({k for k in keys if k is not None}):
             cached = reader._cache.get(key) if reader.cache_seconds else None
             if cached is not None and cached[0] > now:
@@ -122,8 +146,8 @@ class OnlineReader:
         return type(self._provider.online_store).__name__ == "PostgreSQLOnlineStore"
 
     def _postgres_read(
-        self, requests: list[tuple[ViewReader, list[str]]]
-    ) -> dict[str, dict[str, Row]]:
+        self, requests: list[tuple[ViewReader, list[Key]]]
+    ) -> dict[str, dict[Key, Row]]:
         """Feast's PostgreSQL `online_read` query for each view, glued with UNION ALL.
 
         Same tables, keys and value encoding as `PostgreSQLOnlineStore.online_read`; only the
@@ -137,12 +161,12 @@ class OnlineReader:
         versioning = self._config.registry.enable_online_feature_view_versioning
         parts: list[sql.Composable] = []
         params: list[Any] = []
-        key_of: dict[tuple[str, bytes], str] = {}
+        key_of: dict[tuple[str, bytes], Key] = {}
         for n, (reader, keys) in enumerate(requests):
             serialized = []
             for key in keys:
                 raw = serialize_entity_key(
-                    entity_key(reader.join_key, key), entity_key_serialization_version=version
+                    entity_key(reader.join_keys, key), entity_key_serialization_version=version
                 )
                 key_of[(reader.name, raw)] = key
                 serialized.append(raw)
@@ -172,7 +196,7 @@ class OnlineReader:
                 f"({type(exc).__name__}: {str(exc).strip()[:200]}). Check that it is up "
                 "(`crm stack status`); requests succeed again as soon as it is back."
             ) from exc
-        out: dict[str, dict[str, Row]] = {reader.name: {} for reader, _ in requests}
+        out: dict[str, dict[Key, Row]] = {reader.name: {} for reader, _ in requests}
         for n, raw_key, feature, value, event_ts in fetched:
             name = requests[n][0].name
             raw = raw_key if isinstance(raw_key, bytes) else bytes(raw_key)
@@ -185,8 +209,8 @@ class OnlineReader:
             row[1][feature] = feast_value_type_to_python_type(proto)
         return out
 
-    def _online_read(self, reader: ViewReader, keys: list[str]) -> list[Row]:
-        entity_keys = [entity_key(reader.join_key, key) for key in keys]
+    def _online_read(self, reader: ViewReader, keys: list[Key]) -> list[Row]:
+        entity_keys = [entity_key(reader.join_keys, key) for key in keys]
         try:
             with self._lock:
                 result = self._provider.online_read(

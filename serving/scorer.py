@@ -19,7 +19,14 @@ import xgboost as xgb
 from pydantic import ValidationError, create_model
 
 from infra.settings import Settings
-from serving.encoding import Encoder, days_open, list_price_tier, utc
+from serving.encoding import (
+    Encoder,
+    days_open,
+    engage_month,
+    engage_quarter_end,
+    list_price_tier,
+    utc,
+)
 from serving.errors import (
     InvalidFeatures,
     ModelMismatch,
@@ -42,9 +49,11 @@ OPPORTUNITY_VIEW = "opportunity"
 REQUEST_VIEW = "opportunity_request_features"
 PRICE_VIEW, PRICE_FEATURE = "product_profile", "sales_price"
 CLOSED_STAGES = frozenset({"Won", "Lost"})
-OPPORTUNITY_FEATURES = ["sales_agent", "account", "product", "engage_date", "deal_stage"]
+# The deal's join keys for the feature service's views (sector: of product_sector_daily_stats).
+DEAL_KEYS = ("sales_agent", "account", "product", "sector")
+OPPORTUNITY_FEATURES = [*DEAL_KEYS, "engage_date", "deal_stage"]
 # Request-time features computed here, exactly as the on-demand view computes them.
-REQUEST_FEATURES = ("days_open", "list_price_tier")
+REQUEST_FEATURES = ("days_open", "list_price_tier", "engage_month", "engage_quarter_end")
 STATIC_CACHE_SECONDS = 60.0
 # Daily stats change once per materialisation (daily): a few seconds of cache is invisible, and
 # saves a round trip per request. The opportunity row is always read (stage, outage -> 503).
@@ -64,7 +73,7 @@ class Deal:
     """What the opportunity view says about one id, and the request's scoring time."""
 
     opportunity_id: str
-    keys: dict[str, str | None]  # sales_agent / account / product
+    keys: dict[str, str | None]  # DEAL_KEYS: sales_agent / account / product / sector
     engage_date: datetime | None
     event_ts: datetime | None
 
@@ -147,14 +156,16 @@ class ScoringEngine:
         readers = []
         for view_name, features in wanted.items():
             feature_view = store.get_feature_view(view_name)
-            join_keys = [c.name for c in feature_view.entity_columns]
-            if len(join_keys) != 1:
+            join_keys = tuple(c.name for c in feature_view.entity_columns)
+            unknown = [k for k in join_keys if k not in DEAL_KEYS]
+            if not join_keys or unknown:
                 raise ModelMismatch(
-                    f"View {view_name} has join keys {join_keys}; serving needs one."
+                    f"View {view_name} has join keys {list(join_keys)}; serving knows the deal's "
+                    f"{', '.join(DEAL_KEYS)}: add the new key to serving.scorer.DEAL_KEYS."
                 )
             static = feature_view.tags.get("grain") == "static"
             seconds = static_seconds if static else daily_seconds
-            readers.append(ViewReader(feature_view, join_keys[0], features, seconds, static))
+            readers.append(ViewReader(feature_view, join_keys, features, seconds, static))
         return readers
 
     def _what_if_model(self) -> type:
@@ -192,9 +203,7 @@ class ScoringEngine:
         deals = [d for d in outcomes if isinstance(d, Deal)]
         if not deals:
             return outcomes  # type: ignore[return-value]
-        rows = self.online.read_many(
-            [(r, [d.keys.get(r.join_key) for d in deals]) for r in self.views]
-        )
+        rows = self.online.read_many([(r, [r.key(d.keys) for d in deals]) for r in self.views])
         return [
             d if isinstance(d, ServingError) else self._assemble(d, rows, as_ofs[n])
             for n, d in enumerate(outcomes)
@@ -263,7 +272,7 @@ class ScoringEngine:
         engage = values.get("engage_date")
         return Deal(
             opportunity_id,
-            {k: values.get(k) for k in ("sales_agent", "account", "product")},
+            {k: values.get(k) for k in DEAL_KEYS},
             utc(engage) if isinstance(engage, datetime) else None,
             event_ts,
         )
@@ -275,7 +284,7 @@ class ScoringEngine:
         timestamps: dict[str, datetime | None] = {OPPORTUNITY_VIEW: deal.event_ts}
         newest_daily: datetime | None = None
         for reader in self.views:
-            key = deal.keys.get(reader.join_key)
+            key = reader.key(deal.keys)
             row = rows[reader.name].get(key) if key is not None else None
             event_ts, values = row if row is not None else (None, {})
             timestamps[reader.name] = event_ts
@@ -287,6 +296,9 @@ class ScoringEngine:
         request_ts = utc(as_of) if as_of is not None else default_as_of(newest_daily)
         features[f"{REQUEST_VIEW}{SEP}days_open"] = days_open(deal.engage_date, request_ts)
         features[f"{REQUEST_VIEW}{SEP}list_price_tier"] = list_price_tier(price)
+        month = engage_month(deal.engage_date)
+        features[f"{REQUEST_VIEW}{SEP}engage_month"] = month
+        features[f"{REQUEST_VIEW}{SEP}engage_quarter_end"] = engage_quarter_end(month)
         return Collected(deal.opportunity_id, features, timestamps, price, request_ts)
 
     def _score_rows(

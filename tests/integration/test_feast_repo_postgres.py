@@ -26,7 +26,12 @@ from tests.unit.feature_reference import random_tables
 
 pytestmark = pytest.mark.integration
 
-VIEWS_SERVED = ("sales_agent_daily_stats", "account_daily_stats", "product_daily_stats")
+VIEWS_SERVED = (
+    "sales_agent_daily_stats",
+    "account_daily_stats",
+    "product_daily_stats",
+    "product_sector_daily_stats",
+)
 
 
 def _reachable(settings: Settings) -> bool:
@@ -102,3 +107,40 @@ def test_sql_registry_and_postgres_online_store(pg_store) -> None:
     ).to_df()
     by_agent = offline.set_index("sales_agent").win_rate_90d
     assert [by_agent[a] for a in last.sales_agent] == online["win_rate_90d"]
+
+
+def test_serving_reads_every_stats_view_like_get_online_features(pg_store) -> None:
+    """The scorer's one-round-trip PostgreSQL read (two-key product x sector view included)
+    returns exactly what Feast's `get_online_features` serves for the same entities."""
+    from serving.online import OnlineReader, ViewReader
+
+    store, features = pg_store
+    materialize(store)
+    served = {
+        p.name for p in store.get_feature_service("opportunity_scoring_v1").feature_view_projections
+    }
+    assert set(VIEWS_SERVED) <= served
+    online = OnlineReader(store)
+    requests = []
+    for name in VIEWS_SERVED:
+        view = store.get_feature_view(name)
+        join_keys = tuple(c.name for c in view.entity_columns)
+        table = features[name]
+        last = table[table.event_timestamp == table.event_timestamp.max()].head(40)
+        keys = [
+            row[0] if len(row) == 1 else tuple(row)
+            for row in last[list(join_keys)].itertuples(index=False)
+        ]
+        requests.append((ViewReader(view, join_keys, ["win_rate_90d", "closed_all"]), keys, last))
+    rows = online.read_many([(reader, keys) for reader, keys, _ in requests])
+    assert online._is_postgres()
+    for reader, keys, last in requests:
+        expected = store.get_online_features(
+            features=[f"{reader.name}:win_rate_90d", f"{reader.name}:closed_all"],
+            entity_rows=last[list(reader.join_keys)].to_dict("records"),
+        ).to_dict()
+        got = [rows[reader.name][key] for key in keys]
+        assert all(row is not None for row in got), reader.name
+        assert [row[1]["win_rate_90d"] for row in got] == expected["win_rate_90d"]
+        assert [row[1]["closed_all"] for row in got] == expected["closed_all"]
+    assert len(requests[-1][0].join_keys) == 2  # the two-key view was really read

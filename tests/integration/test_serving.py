@@ -33,7 +33,8 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-token-7c1d"
-OPP_FEATURES = [f"opportunity:{f}" for f in ("sales_agent", "account", "product", "engage_date")]
+OPP_KEYS = ("sales_agent", "account", "product", "sector")
+OPP_FEATURES = [f"opportunity:{f}" for f in (*OPP_KEYS, "engage_date")]
 
 
 def free_port() -> int:
@@ -233,7 +234,7 @@ def deal_ids(lake_opportunities: pd.DataFrame) -> dict[str, list[str]]:
 
 def _reference(settings: Settings, ids: list[str], request_ts: list[datetime]) -> np.ndarray:
     """Feast's get_online_features for the same deals, scored by the champion in this process."""
-    from feature_tables.store import feature_store
+    from feature_tables.store import feature_store, online_entity_rows
     from infra.runtime import prepare_process
     from training.registry import load_model
 
@@ -243,18 +244,13 @@ def _reference(settings: Settings, ids: list[str], request_ts: list[datetime]) -
         features=OPP_FEATURES, entity_rows=[{"opportunity_id": i} for i in ids]
     ).to_dict()
     rows = [
-        {
-            "sales_agent": opp["sales_agent"][n] or "",
-            "account": opp["account"][n] or "",
-            "product": opp["product"][n] or "",
-            "engage_date": opp["engage_date"][n],
-            "request_timestamp": request_ts[n],
-        }
+        {k: opp[k][n] for k in OPP_KEYS}  # null keys -> MISSING_ENTITY: Feast returns nulls
+        | {"engage_date": opp["engage_date"][n], "request_timestamp": request_ts[n]}
         for n in range(len(ids))
     ]
     frame = store.get_online_features(
         features=store.get_feature_service("opportunity_scoring_v1"),
-        entity_rows=rows,
+        entity_rows=online_entity_rows(rows),
         full_feature_names=True,
     ).to_df()
     model = load_model(settings)

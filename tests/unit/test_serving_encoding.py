@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from serving.encoding import Encoder, days_open, list_price_tier
+from serving.encoding import (
+    Encoder,
+    days_open,
+    engage_month,
+    engage_quarter_end,
+    list_price_tier,
+)
 from training.features import FeatureSpec
 
 pytestmark = pytest.mark.unit
@@ -61,7 +67,20 @@ def _udf_frame(engage: list, request: list, price: list) -> pd.DataFrame:
 
 def test_request_features_equal_the_on_demand_view() -> None:
     base = datetime(2017, 6, 1, tzinfo=UTC)
-    engage = [base, base, None, base + timedelta(days=3), base, base - timedelta(hours=1)]
+    # Month edges: 1 h before June in UTC is May; 23:30 on Mar 31 at UTC-5 is April in UTC.
+    late_march_ny = datetime(2017, 3, 31, 23, 30, tzinfo=timezone(timedelta(hours=-5)))
+    engage = [
+        base,
+        base,
+        None,
+        base + timedelta(days=3),
+        base,
+        base - timedelta(hours=1),
+        late_march_ny,
+        datetime(2016, 12, 31, 23, 59, tzinfo=UTC),
+        datetime(2017, 9, 15, tzinfo=UTC),
+        datetime(2017, 1, 1, tzinfo=UTC),
+    ]
     request = [
         base,
         base + timedelta(days=10, hours=23, minutes=59),
@@ -69,10 +88,21 @@ def test_request_features_equal_the_on_demand_view() -> None:
         base,  # engaged after the request: clipped to 0
         base + timedelta(days=400),
         base + timedelta(hours=23),
+        base,
+        base,
+        base,
+        base,
     ]
-    price = [55.0, 999.0, 1_000.0, 9_999.0, 10_000.0, None]
+    price = [55.0, 999.0, 1_000.0, 9_999.0, 10_000.0, None, 4_821.0, 550.0, 26_768.0, 3_393.0]
     expected = _udf_frame(engage, request, price)
     got_days = [days_open(e, r) for e, r in zip(engage, request, strict=True)]
     got_tiers = [list_price_tier(p) for p in price]
+    got_months = [engage_month(e) for e in engage]
+    got_quarter_ends = [engage_quarter_end(m) for m in got_months]
     assert got_days == expected["days_open"].tolist()
     assert got_tiers == expected["list_price_tier"].tolist()
+    assert got_months == expected["engage_month"].tolist()
+    assert got_quarter_ends == expected["engage_quarter_end"].tolist()
+    # The cases above cover every value: no engagement, quarter ends and other months.
+    assert got_months == [6, 6, 0, 6, 6, 5, 4, 12, 9, 1]
+    assert got_quarter_ends == [1, 1, 0, 1, 1, 0, 0, 1, 1, 0]
