@@ -21,8 +21,9 @@ import httpx
 import pyarrow as pa
 import pytest
 
-from infra.settings import Settings, get_settings
+from infra.settings import Settings
 from ingestion.tables import SALES_PIPELINE
+from tests.conftest import local_profile_env
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOTS = ("2017-09-30", "2017-12-31")  # an earlier one first: the quality history has 2 points
@@ -34,30 +35,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _forget_feature_repo() -> None:
-    """feature_repo reads CRM_HOME when imported: drop it so the next import follows ours."""
-    for name in [m for m in sys.modules if m == "feature_repo" or m.startswith("feature_repo.")]:
-        del sys.modules[name]
-
-
-@contextmanager
-def local_profile_env(home: Path, **extra: str) -> Iterator[Settings]:
-    """CRM_PROFILE=local with CRM_HOME=home for this process; the environment is restored after."""
-    saved = dict(os.environ)
-    os.environ.update({"CRM_PROFILE": "local", "CRM_HOME": str(home), **extra})
-    for name in ("MLFLOW_TRACKING_URI", "PREFECT_HOME"):  # set by an earlier prepare_process
-        os.environ.pop(name, None)
-    get_settings.cache_clear()
-    _forget_feature_repo()
-    try:
-        yield get_settings()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        get_settings.cache_clear()
-        _forget_feature_repo()
 
 
 def with_unknown_stage(pipeline: pa.Table, rows: int) -> pa.Table:

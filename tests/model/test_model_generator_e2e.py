@@ -6,14 +6,13 @@ come only from `get_historical_features` on the feature service `opportunity_sco
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
 
 import pytest
 
 from infra.lake import Lake
-from infra.settings import Settings, get_settings
+from infra.settings import Settings
+from tests.conftest import local_profile_env
 from training.examples import FEATURE_SERVICE, Examples, build_examples
 from training.features import LABEL, TRUE_PROBABILITY, feature_columns
 from training.leakage import refused_columns
@@ -25,28 +24,10 @@ SNAPSHOT = "2017-12-31"
 OPPORTUNITIES = 8800
 
 
-def _fresh_feature_repo() -> None:
-    for name in [m for m in sys.modules if m == "feature_repo" or m.startswith("feature_repo.")]:
-        del sys.modules[name]
-
-
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    home = tmp_path_factory.mktemp("crm-e2e") / ".crm"
-    saved = {k: os.environ.get(k) for k in ("CRM_HOME", "CRM_PROFILE")}
-    os.environ.update({"CRM_HOME": str(home), "CRM_PROFILE": "local"})
-    get_settings.cache_clear()
-    _fresh_feature_repo()
-    try:
-        yield get_settings()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        get_settings.cache_clear()
-        _fresh_feature_repo()
+    with local_profile_env(tmp_path_factory.mktemp("crm") / ".crm") as settings:
+        yield settings
 
 
 @pytest.fixture(scope="module")

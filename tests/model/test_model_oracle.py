@@ -8,15 +8,12 @@ The whole path (generator -> land -> validate -> feature tables -> Feast
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from infra.lake import Lake
-from infra.settings import Settings, get_settings
+from tests.conftest import local_profile_env
 from training.run import TrainingReport, train
 
 pytestmark = pytest.mark.e2e
@@ -33,14 +30,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainingReport]
     from training.examples import build_examples
     from validation.run import validate_snapshot
 
-    home: Path = tmp_path_factory.mktemp("oracle") / ".crm"
-    saved = dict(os.environ)
-    os.environ.update({"CRM_HOME": str(home), "CRM_PROFILE": "local"})
-    get_settings.cache_clear()
-    for name in [m for m in sys.modules if m.split(".")[0] == "feature_repo"]:
-        del sys.modules[name]
-    try:
-        settings: Settings = get_settings()
+    with local_profile_env(tmp_path_factory.mktemp("oracle") / ".crm") as settings:
         lake = Lake.from_settings(settings)
         land(lake, generate(50_000, seed=42), SNAPSHOT, code_version="test")
         assert validate_snapshot(lake, SNAPSHOT).passed
@@ -49,12 +39,6 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainingReport]
         apply(store, settings)
         examples = build_examples(settings, SNAPSHOT, store=store)
         yield train(settings, examples.frame, track=False, register_model=False)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        get_settings.cache_clear()
-        for name in [m for m in sys.modules if m.split(".")[0] == "feature_repo"]:
-            del sys.modules[name]
 
 
 def test_xgboost_is_within_three_percent_of_the_oracle(report: TrainingReport) -> None:

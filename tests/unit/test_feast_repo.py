@@ -5,8 +5,6 @@ No servers: the registry, online store and lake live in a temporary CRM_HOME.
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
@@ -18,7 +16,8 @@ from feature_tables import compute_feature_tables, write_feature_tables
 from feature_tables.errors import FeatureTablesError
 from feature_tables.store import apply, feature_store, materialize, online_entity_rows, repo_config
 from infra.lake import Lake
-from infra.settings import Settings, get_settings
+from infra.settings import Settings
+from tests.conftest import local_profile_env
 from tests.unit.feature_reference import random_tables
 
 pytestmark = pytest.mark.unit
@@ -27,29 +26,10 @@ AS_OF = date(2017, 12, 31)
 SERVICE = "opportunity_scoring_v1"
 
 
-def _fresh_feature_repo() -> None:
-    """Re-import feature_repo so its sources follow the CRM_HOME this module set."""
-    for name in [m for m in sys.modules if m == "feature_repo" or m.startswith("feature_repo.")]:
-        del sys.modules[name]
-
-
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    home = tmp_path_factory.mktemp("crm") / ".crm"
-    saved = {k: os.environ.get(k) for k in ("CRM_HOME", "CRM_PROFILE")}
-    os.environ.update({"CRM_HOME": str(home), "CRM_PROFILE": "local"})
-    get_settings.cache_clear()
-    _fresh_feature_repo()
-    try:
-        yield get_settings()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        get_settings.cache_clear()
-        _fresh_feature_repo()
+    with local_profile_env(tmp_path_factory.mktemp("crm") / ".crm") as settings:
+        yield settings
 
 
 @pytest.fixture(scope="module")

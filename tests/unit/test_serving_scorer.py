@@ -7,8 +7,6 @@ its spec's categorical keys sorted as MLflow metadata returns them. Scores must 
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
@@ -21,10 +19,11 @@ from feast import FeatureStore
 from feature_tables import compute_feature_tables, write_feature_tables
 from feature_tables.store import apply, feature_store, materialize, online_entity_rows
 from infra.lake import Lake
-from infra.settings import Settings, get_settings
+from infra.settings import Settings
 from serving.errors import InvalidFeatures, OpportunityClosed, OpportunityNotFound
 from serving.online import entity_key
 from serving.scorer import FEATURE_SERVICE, REQUEST_FEATURES, LoadedModel, ScoringEngine
+from tests.conftest import local_profile_env
 from tests.unit.feature_reference import random_tables
 from training.features import FeatureSpec, feature_columns
 from training.models import Calibrator, WinProbabilityModel
@@ -37,28 +36,10 @@ OPP_FEATURES = [f"opportunity:{f}" for f in (*OPP_KEYS, "engage_date")]
 SECTOR_VIEW = "product_sector_daily_stats"
 
 
-def _fresh_feature_repo() -> None:
-    for name in [m for m in sys.modules if m == "feature_repo" or m.startswith("feature_repo.")]:
-        del sys.modules[name]
-
-
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    home = tmp_path_factory.mktemp("crm") / ".crm"
-    saved = {k: os.environ.get(k) for k in ("CRM_HOME", "CRM_PROFILE")}
-    os.environ.update({"CRM_HOME": str(home), "CRM_PROFILE": "local"})
-    get_settings.cache_clear()
-    _fresh_feature_repo()
-    try:
-        yield get_settings()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        get_settings.cache_clear()
-        _fresh_feature_repo()
+    with local_profile_env(tmp_path_factory.mktemp("crm") / ".crm") as settings:
+        yield settings
 
 
 @pytest.fixture(scope="module")
