@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from feast import FeatureStore
 
+from feature_tables.compute import VIEWS
 from feature_tables.store import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
@@ -45,7 +46,7 @@ def test_feast_cli_apply_from_the_project_root(tmp_path: Path) -> None:
         repo_path=str(root), fs_yaml_file=root / "feature_repo/local/feature_store.yaml"
     )
     assert [s.name for s in store.list_feature_services()] == ["opportunity_scoring_v1"]
-    assert len(store.list_feature_views()) == 7
+    assert {v.name for v in store.list_feature_views()} == set(VIEWS)
     source = store.get_feature_view("account_profile").batch_source.path
     assert source == str(
         root / ".crm/lake/data-lake/features/account_profile/account_profile.parquet"
