@@ -280,6 +280,7 @@ def demo(
     apps = [scorer_app(scorer_port), explorer_app(explorer_port)]
 
     def serve() -> None:
+        _interrupt_on_signals()
         with running(apps, settings, on_event=lambda msg: console.print(f"  {msg}")):
             console.print(
                 f"\n[bold]Ready after {time.perf_counter() - started:.0f} s[/bold] "
@@ -326,6 +327,18 @@ def worker() -> None:
         raise typer.Exit(1) from exc
     command = worker_command()
     os.execve(command[0], command, env)
+
+
+def _interrupt_on_signals() -> None:
+    """Ctrl-C and SIGTERM both stop the demo cleanly, even when the shell that started us
+    ignores SIGINT (as non-interactive shells do for background jobs)."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 @app.command("env")
