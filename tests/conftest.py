@@ -90,6 +90,15 @@ def crm(
 
 
 @pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One temporary Prefect API for every flow test of the session (each start costs ~10 s)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
 def stack_env() -> Iterator[dict[str, str]]:
     """A running stack for the whole session; its logs are printed if `up` fails."""
     reset_test_stack()

@@ -9,7 +9,6 @@ own `get_online_features` in this process, scored with the registered champion d
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
+from infra.processes import stop_group
 from infra.settings import Settings
 from serving.client import InvalidRequest, NotFound, ScoringClient, ServiceUnavailable, Unauthorized
 
@@ -157,12 +157,7 @@ class Service:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+            stop_group(self.process.pid, grace_s=20)
         self._log.close()
 
 

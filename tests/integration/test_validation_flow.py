@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 
 from flows.validate import validate
 from infra.lake import Lake
@@ -23,12 +22,6 @@ from validation.errors import ValidationGateError
 pytestmark = pytest.mark.integration
 
 BASE = Path(__file__).resolve().parents[1] / "data" / "base"
-
-
-@pytest.fixture(scope="session")
-def prefect_harness() -> Iterator[None]:
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 @pytest.fixture

@@ -47,14 +47,6 @@ def examples(local: Settings) -> Examples:
     return build_examples(local, SNAPSHOT, store=store)
 
 
-@pytest.fixture(scope="session")
-def prefect_harness() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness():
-        yield
-
-
 @pytest.fixture(scope="module")
 def report(local: Settings, examples: Examples) -> TrainingReport:
     return train(local, examples.frame, lineage=examples.lineage)
