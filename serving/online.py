@@ -62,9 +62,10 @@ class ViewReader:
         """This view's key from an entity's join-key values; None if any of them is null
         (Feast has no row for a null key: the view's features are null, as offline)."""
         parts = [values.get(k) for k in self.join_keys]
-        if any(part is None for part in parts):
+        present = [part for part in parts if part is not None]
+        if len(present) < len(parts):
             return None
-        return parts[0] if len(parts) == 1 else tuple(parts)  # type: ignore[return-value]
+        return present[0] if len(present) == 1 else tuple(present)
 
 
 def entity_key(join_keys: str | Sequence[str], value: Key) -> EntityKeyProto:

@@ -34,7 +34,7 @@ from serving.errors import (
     OpportunityNotFound,
     ServingError,
 )
-from serving.online import OnlineReader, Row, ViewReader
+from serving.online import Key, OnlineReader, Row, ViewReader
 from serving.schemas import DEFAULT_TOP_K, FeatureValue
 from training.features import FeatureSpec
 from training.models import WinProbabilityModel
@@ -278,7 +278,7 @@ class ScoringEngine:
         )
 
     def _assemble(
-        self, deal: Deal, rows: Mapping[str, Mapping[str, Row]], as_of: datetime | None
+        self, deal: Deal, rows: Mapping[str, Mapping[Key, Row]], as_of: datetime | None
     ) -> Collected:
         features: dict[str, Any] = {}
         timestamps: dict[str, datetime | None] = {OPPORTUNITY_VIEW: deal.event_ts}
