@@ -87,8 +87,8 @@ def free_port() -> int:
 # ---------------------------------------------------------------------------- inputs
 def open_ids(settings: Any, limit: int) -> list[str]:
     """Open deals of the lake's opportunity feature table (the ones the service scores)."""
-    from feature_tables.compute import feature_key
     from infra.lake import Lake
+    from infra.layout import feature_key
 
     frame = Lake.from_settings(settings).read_parquet(feature_key("opportunity")).to_pandas()
     stage = frame.sort_values("event_timestamp").groupby("opportunity_id")["deal_stage"].last()

@@ -1,25 +1,24 @@
 """File sources on the data lake, one per feature view (`<view>_source`).
 
-The location follows the active profile (`CRM_PROFILE`, `CRM_HOME`): an absolute path under
-`.crm/lake/data-lake/features/` locally, `s3://data-lake/features/` on the stack and in prod.
+Paths here are lake keys (`features/<view>/<view>.parquet`), relative to no lake in particular:
+the definitions read no settings when imported. `feature_repo.definitions.definitions(lake)`
+points each source at a real lake (a folder under CRM_HOME, or `s3://<bucket>/...`).
 """
 
 from feast import FileSource
 from feast.data_format import ParquetFormat
 
-from feature_tables.compute import feature_key
-from infra.lake import Lake
-from infra.settings import get_settings
+from infra.layout import feature_key
 
 
-def lake_source(view: str) -> FileSource:
-    settings = get_settings()
+def lake_source(view: str, path: str | None = None, s3_endpoint: str | None = None) -> FileSource:
+    """The source of `view`, at `path` (default: its lake key, to be relocated)."""
     return FileSource(
         name=f"{view}_source",
-        path=Lake.from_settings(settings).uri(feature_key(view)),
+        path=path or feature_key(view),
         file_format=ParquetFormat(),
         timestamp_field="event_timestamp",
-        s3_endpoint_override=settings.s3_endpoint_url if settings.uses_s3 else None,
+        s3_endpoint_override=s3_endpoint,
         description=f"Point-in-time rows of {view}, written by the `features` flow.",
         owner="crm-feature-platform",
         tags={"layer": "features"},

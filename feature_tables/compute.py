@@ -33,44 +33,47 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from feature_repo.entities import ACCOUNT, OPPORTUNITY_ID, PRODUCT, SALES_AGENT, SECTOR
+from feature_repo.features.account import account_daily_stats_fv, account_profile_fv
+from feature_repo.features.opportunity import opportunity_fv
+from feature_repo.features.product import product_daily_stats_fv, product_profile_fv
+from feature_repo.features.product_sector import product_sector_daily_stats_fv
+from feature_repo.features.sales_agent import sales_agent_daily_stats_fv, sales_agent_profile_fv
+from feature_repo.features.stats import ALL_TIME, GLOBAL_PRIOR, SMOOTHING_K, WINDOW_DAYS
 from feature_tables.errors import FeatureTablesError
 from infra.lake import Lake
+from infra.layout import feature_key
 from ingestion.tables import ACCOUNTS, PRODUCTS, SALES_PIPELINE, SALES_TEAMS
 
-SMOOTHING_K = 10
-GLOBAL_PRIOR = 0.5
-WINDOWS_DAYS: tuple[int, ...] = (30, 90, 365)
 # Static profiles are valid "forever": stamped before every date in the data.
 PROFILE_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
 END_OF_DAY = "INTERVAL '23:59:59'"
 
+# View -> its key column, for the views this module computes (names from the Feast repo).
 STATS_VIEWS: dict[str, str] = {
-    "sales_agent_daily_stats": "sales_agent",
-    "account_daily_stats": "account",
-    "product_daily_stats": "product",
+    sales_agent_daily_stats_fv.name: SALES_AGENT,
+    account_daily_stats_fv.name: ACCOUNT,
+    product_daily_stats_fv.name: PRODUCT,
 }
 PROFILE_VIEWS: dict[str, str] = {
-    "sales_agent_profile": "sales_agent",
-    "account_profile": "account",
-    "product_profile": "product",
+    sales_agent_profile_fv.name: SALES_AGENT,
+    account_profile_fv.name: ACCOUNT,
+    product_profile_fv.name: PRODUCT,
 }
 # Stats per combination of entities (view -> its key columns, in order).
-PAIR_STATS_VIEWS: dict[str, tuple[str, ...]] = {"product_sector_daily_stats": ("product", "sector")}
-OPPORTUNITY_VIEW = "opportunity"
+PAIR_STATS_VIEWS: dict[str, tuple[str, ...]] = {
+    product_sector_daily_stats_fv.name: (PRODUCT, SECTOR)
+}
+OPPORTUNITY_VIEW = opportunity_fv.name
 VIEWS: tuple[str, ...] = (*STATS_VIEWS, *PAIR_STATS_VIEWS, *PROFILE_VIEWS, OPPORTUNITY_VIEW)
 
 # Where each entity's members are listed besides the pipeline.
 _ENTITY_TABLES = {
-    "sales_agent": SALES_TEAMS,
-    "account": ACCOUNTS,
-    "product": PRODUCTS,
-    "sector": ACCOUNTS,
+    SALES_AGENT: SALES_TEAMS,
+    ACCOUNT: ACCOUNTS,
+    PRODUCT: PRODUCTS,
+    SECTOR: ACCOUNTS,
 }
-
-
-def feature_key(view: str) -> str:
-    """Lake key of a feature view's single Parquet object."""
-    return f"features/{view}/{view}.parquet"
 
 
 def compute_feature_tables(
@@ -113,7 +116,7 @@ def compute_feature_tables(
         for view, keys in PAIR_STATS_VIEWS.items():
             out[view] = _fetch(con, _stats_sql(keys, start, end), list(keys))
         out.update(_profiles(con))
-        out[OPPORTUNITY_VIEW] = _fetch(con, _opportunity_sql(end), ["opportunity_id"])
+        out[OPPORTUNITY_VIEW] = _fetch(con, _opportunity_sql(end), [OPPORTUNITY_ID])
         return out
     finally:
         con.close()
@@ -195,8 +198,8 @@ def _stats_sql(keys: tuple[str, ...], start: date, end: date) -> str:
     cols = ", ".join(keys)
     not_null = " AND ".join(f"{k} IS NOT NULL" for k in keys)
     same = " AND ".join(f"x.{k} = e.{k}" for k in keys)
-    frames = {f"{w}d": f"ROWS BETWEEN {w - 1} PRECEDING AND CURRENT ROW" for w in WINDOWS_DAYS}
-    frames["all"] = "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+    frames = {f"{w}d": f"ROWS BETWEEN {w - 1} PRECEDING AND CURRENT ROW" for w in WINDOW_DAYS}
+    frames[ALL_TIME] = "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
     window_defs = ", ".join(
         f"w_{name} AS (PARTITION BY {cols} ORDER BY day {frame})" for name, frame in frames.items()
     )
@@ -257,17 +260,17 @@ def _stats_sql(keys: tuple[str, ...], start: date, end: date) -> str:
 def _profiles(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
     ts = f"TIMESTAMP '{PROFILE_TIMESTAMP:%Y-%m-%d %H:%M:%S}'"
     queries = {
-        "account_profile": f"""
+        account_profile_fv.name: f"""
             SELECT DISTINCT ON (account) account, {ts} AS event_timestamp, sector,
                    CAST(revenue AS DOUBLE) AS revenue, CAST(employees AS BIGINT) AS employees,
                    CAST(year_established AS BIGINT) AS year_established, office_location,
                    coalesce(trim(subsidiary_of), '') <> '' AS has_parent
             FROM src_{ACCOUNTS} WHERE account IS NOT NULL""",
-        "product_profile": f"""
+        product_profile_fv.name: f"""
             SELECT DISTINCT ON (product) product, {ts} AS event_timestamp, series,
                    CAST(sales_price AS BIGINT) AS sales_price
             FROM src_{PRODUCTS} WHERE product IS NOT NULL""",
-        "sales_agent_profile": f"""
+        sales_agent_profile_fv.name: f"""
             SELECT DISTINCT ON (sales_agent) sales_agent, {ts} AS event_timestamp, manager,
                    regional_office
             FROM src_{SALES_TEAMS} WHERE sales_agent IS NOT NULL""",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from infra.errors import CRMError
 
-class FeatureTablesError(RuntimeError):
+
+class FeatureTablesError(CRMError):
     """Feature tables could not be built, written or served; the message says what to do."""

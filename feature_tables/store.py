@@ -7,29 +7,27 @@ The definitions live in `feature_repo/` (one set for every profile); the stores 
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
-from feast import FeatureService, FeatureStore, FeatureView, FileSource, OnDemandFeatureView
+from feast import FeatureStore, FeatureView, FileSource
 from feast.repo_config import RepoConfig
 
-from feature_tables.compute import PROFILE_TIMESTAMP, feature_key
+from feature_repo.definitions import definitions
+from feature_repo.entities import JOIN_KEYS
+from feature_tables.compute import PROFILE_TIMESTAMP
 from feature_tables.errors import FeatureTablesError
 from infra.lake import Lake
-from infra.settings import Profile, Settings
+from infra.settings import PROJECT_ROOT, Profile, Settings
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # The first materialisation of a view loads everything from before the earliest row.
 FULL_LOAD_START = PROFILE_TIMESTAMP - timedelta(days=1)
 # Feast's online read cannot take a null join key (open deals may have no account): ask for
 # this key instead, which has no rows, so the entity's features come back null as offline.
 MISSING_ENTITY = "__missing__"
-JOIN_KEYS = ("opportunity_id", "sales_agent", "account", "product", "sector")
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -42,12 +40,12 @@ def feast_env(settings: Settings) -> dict[str, str]:
 
 def repo_config(settings: Settings) -> RepoConfig:
     """The profile's feature_store.yaml with placeholders filled (and local paths under home)."""
-    path = PROJECT_ROOT / settings.feature_store_yaml
+    path = settings.feature_store_yaml
     if not path.is_file():
         raise FeatureTablesError(
             f"No {path}: the feature repo is incomplete for {settings.profile}."
         )
-    values = {**os.environ, **feast_env(settings)}
+    values = feast_env(settings)
     text = path.read_text()
     unresolved = sorted({m for m in _PLACEHOLDER.findall(text) if not values.get(m)})
     if unresolved:
@@ -91,40 +89,11 @@ def use_lake_duckdb(settings: Settings) -> None:
     ibis.set_backend(backend)
 
 
-def definitions() -> list[Any]:
-    """Every Feast object of `feature_repo/` (imported, so the active profile sets the paths)."""
-    from feature_repo import entities, feature_services, on_demand
-    from feature_repo.features import account, opportunity, product, product_sector, sales_agent
-
-    objects: list[Any] = [
-        entities.opportunity,
-        entities.sales_agent,
-        entities.account,
-        entities.product,
-        entities.sector,
-    ]
-    modules = (sales_agent, account, product, product_sector, opportunity, on_demand)
-    for module in (*modules, feature_services):
-        for value in vars(module).values():
-            kinds = (FeatureView, OnDemandFeatureView, FeatureService)
-            if isinstance(value, kinds) and not any(value is o for o in objects):
-                objects.append(value)
-    return objects
-
-
 def apply(store: FeatureStore, settings: Settings) -> list[str]:
-    """Register the definitions; refuses if they point at another profile's lake."""
-    objects = definitions()
-    lake = Lake.from_settings(settings)
-    for obj in objects:
-        if isinstance(obj, FeatureView):
-            expected = lake.uri(feature_key(obj.name))
-            if _source_path(obj) != expected:
-                raise FeatureTablesError(
-                    f"feature_repo was imported for another lake ({_source_path(obj)}, "
-                    f"expected {expected}): set CRM_PROFILE/CRM_HOME before importing it and "
-                    "clear infra.settings.get_settings' cache."
-                )
+    """Register every definition, its file sources on `settings`' lake; the names applied."""
+    objects = definitions(
+        Lake.from_settings(settings), settings.s3_endpoint_url if settings.uses_s3 else None
+    )
     store.apply(objects)
     store.refresh_registry()  # a `cache_mode: thread` registry would lag behind the apply
     return sorted(o.name for o in objects)

@@ -10,7 +10,8 @@ from prefect.cache_policies import NO_CACHE
 from infra.lake import Lake
 from infra.settings import get_settings
 from ingestion import landing
-from ingestion.sources import SourceData, load_source
+from ingestion.source_data import SourceData
+from ingestion.sources import load_source
 
 
 # NO_CACHE: the inputs/outputs are whole tables; hashing them for a cache key would cost more

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import duckdb
 
+from infra.errors import CRMError
 from infra.settings import Settings
 
 
-class DuckDBSetupError(RuntimeError):
+class DuckDBSetupError(CRMError):
     """DuckDB could not be prepared to read the lake."""
 
 

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from infra.errors import CRMError
 from infra.settings import Settings
 
 T = TypeVar("T")
@@ -41,7 +42,7 @@ S3_CHECKSUM_ENV = {
 }
 
 
-class LakeError(RuntimeError):
+class LakeError(CRMError):
     """A lake operation failed; the message says what to check."""
 
 

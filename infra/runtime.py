@@ -27,26 +27,3 @@ def prepare_process(settings: Settings) -> None:
         # on a busy 2-core machine.
         os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-
-
-def user_errors() -> tuple[type[Exception], ...]:
-    """Base exceptions whose messages are written for users: print them, no traceback."""
-    from feature_tables.errors import FeatureTablesError
-    from infra.demo import DemoError
-    from infra.duck import DuckDBSetupError
-    from infra.lake import LakeError
-    from infra.settings import SettingsError
-    from ingestion.errors import SourceError
-    from training.errors import TrainingError
-    from validation.errors import ValidationError
-
-    return (
-        SettingsError,
-        LakeError,
-        DuckDBSetupError,
-        SourceError,
-        ValidationError,
-        FeatureTablesError,
-        TrainingError,
-        DemoError,
-    )

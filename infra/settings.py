@@ -8,12 +8,16 @@ set explicitly always wins. Nothing here touches the disk or the network.
 from __future__ import annotations
 
 from enum import StrEnum
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from infra.errors import CRMError
+
+# The checkout (or installed tree) the code runs from: the feature repo and prefect.yaml live here.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 class Profile(StrEnum):
@@ -22,7 +26,7 @@ class Profile(StrEnum):
     PROD = "prod"
 
 
-class SettingsError(ValueError):
+class SettingsError(CRMError, ValueError):
     """A setting is missing or inconsistent; the message names the variable to set."""
 
 
@@ -66,7 +70,6 @@ class Settings(BaseSettings):
     s3_use_ssl: bool | None = None  # derived from the endpoint's scheme when unset
     lake_bucket: str = "data-lake"
     mlflow_bucket: str = "mlflow-artifacts"
-    model_bucket: str = "model-artifacts"
 
     # --- PostgreSQL ---------------------------------------------------------------------------
     pg_host: str | None = None
@@ -94,12 +97,30 @@ class Settings(BaseSettings):
     mlflow_port: int = 5000
     prefect_port: int = 4200
 
+    # --- Validation ---------------------------------------------------------------------------
+    quality_threshold: float = Field(
+        default=0.9, ge=0.0, le=1.0, description="Minimum quality score a snapshot must reach."
+    )
+
     # --- Serving ------------------------------------------------------------------------------
     scorer_url: str = Field(
         default="http://127.0.0.1:3000", description="The BentoML scorer, for its clients."
     )
     api_token: SecretStr | None = Field(
         default=None, description="Bearer token the scorer requires on scoring endpoints."
+    )
+    serving_access_log: bool = Field(
+        default=False, description="The scorer's access log (off: it costs ~40% of throughput)."
+    )
+    serving_retry_seconds: float = Field(
+        default=5.0, gt=0, description="Wait between attempts to load the champion at start-up."
+    )
+    serving_refresh_seconds: float = Field(
+        default=60.0, gt=0, description="How often the scorer checks whether the champion moved."
+    )
+    serving_inline: bool = Field(
+        default=True,
+        description="Score on the event loop (fastest) instead of a worker thread.",
     )
 
     # --- Model registry -----------------------------------------------------------------------
@@ -202,7 +223,7 @@ class Settings(BaseSettings):
 
     @property
     def feature_store_yaml(self) -> Path:
-        return Path("feature_repo") / self.profile.value / "feature_store.yaml"
+        return PROJECT_ROOT / "feature_repo" / self.profile.value / "feature_store.yaml"
 
     def env_exports(self) -> dict[str, str]:
         """Environment a shell needs so `feast`, `mlflow` and `prefect` CLIs see this profile."""
@@ -234,7 +255,10 @@ class Settings(BaseSettings):
         return env
 
 
-@lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once on first use (never at import time)."""
+    """The settings of the environment as it is now (read on every call, never at import time).
+
+    Not cached: a test or a long-lived process that changes the environment sees the change,
+    and nothing has to be cleared. Reading is cheap next to any work that needs the settings.
+    """
     return Settings()

@@ -18,12 +18,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infra.errors import CRMError
 from infra.lake import S3_CHECKSUM_ENV
 from infra.processes import alive, http_ok, port_open, stop_group
 from infra.settings import Settings
 
 
-class StackError(RuntimeError):
+class StackError(CRMError):
     """A service of the local stack could not be started, checked or stopped."""
 
 
@@ -422,7 +423,7 @@ class Stack:
             try:
                 client = self._s3_client()
                 existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
-                for bucket in (s.lake_bucket, s.mlflow_bucket, s.model_bucket):
+                for bucket in (s.lake_bucket, s.mlflow_bucket):
                     if bucket not in existing:
                         client.create_bucket(Bucket=bucket)
                 probe = f"_health/{os.getpid()}"

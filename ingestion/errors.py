@@ -6,8 +6,10 @@ ingestion failure with one clause. Messages name the file or snapshot, the probl
 
 from __future__ import annotations
 
+from infra.errors import CRMError
 
-class SourceError(RuntimeError):
+
+class SourceError(CRMError):
     """Data could not be read from a source or landed; the message says what to do."""
 
 

@@ -12,8 +12,9 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from ingestion.csv_files import read_csv_folder
 from ingestion.errors import SourceError
-from ingestion.sources import SourceData, read_csv_folder
+from ingestion.source_data import SourceData
 from ingestion.tables import CSV_FILES, SALES_PIPELINE
 
 DATASET = "innocentmfa/crm-sales-opportunities"

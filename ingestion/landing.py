@@ -22,9 +22,10 @@ import pyarrow as pa
 from rich.progress import Progress
 
 from infra.lake import Lake
+from infra.layout import RAW, ground_truth_key, manifests_prefix, raw_key, raw_manifest_key
 from ingestion.errors import LandingError
-from ingestion.sources import SourceData
-from ingestion.tables import SCHEMAS, TABLES, raw_key, raw_manifest_key
+from ingestion.source_data import SourceData
+from ingestion.tables import SCHEMAS, TABLES
 
 SNAPSHOT_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 PACKAGE = "crm-feature-platform"
@@ -49,10 +50,6 @@ class LandingResult:
             "ground_truth_key": self.ground_truth_key,
             "seconds": round(self.seconds, 3),
         }
-
-
-def ground_truth_key(snapshot: str) -> str:
-    return f"ground_truth/snapshot={snapshot}/ground_truth.parquet"
 
 
 def check_snapshot(snapshot: str) -> str:
@@ -141,7 +138,7 @@ def land(
 
 def list_snapshots(lake: Lake) -> list[str]:
     """Committed raw snapshots (those with a manifest), oldest first."""
-    candidates = lake.list_partitions("raw/_manifests", "snapshot")
+    candidates = lake.list_partitions(manifests_prefix(RAW), "snapshot")
     return [s for s in candidates if lake.exists(raw_manifest_key(s))]
 
 

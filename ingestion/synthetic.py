@@ -34,7 +34,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-from ingestion.sources import SourceData, table_checksums
+from ingestion.source_data import SourceData, table_checksums
 from ingestion.tables import ACCOUNTS, PRODUCTS, SALES_PIPELINE, SALES_TEAMS, SCHEMAS
 
 GENERATOR_VERSION = 1

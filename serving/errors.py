@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from infra.errors import CRMError
 
-class ServingError(RuntimeError):
+
+class ServingError(CRMError):
     """Base of every error raised by `serving` (status: the HTTP status it is answered with)."""
 
     status: int = 500

@@ -6,15 +6,15 @@ BentoML's own API wrapper would replace by a generic text for 5xx. BentoML still
 /healthz, /livez, /readyz (not ready until the champion and the feature store are loaded; the
 reason is the body), /metrics and the OpenAPI docs at /docs.
 
-Environment: the `CRM_*` settings of the profile, `CRM_API_TOKEN` (optional bearer token on the
-scoring routes), `CRM_SERVING_ACCESS_LOG=1` to turn the access log on (off: it costs ~40% of
-throughput), `CRM_SERVING_RETRY_SECONDS`, `CRM_SERVING_REFRESH_SECONDS`, `CRM_SERVING_INLINE`.
+Settings (`infra/settings.py`, from the environment or `.env`): the profile's `CRM_*` values,
+`CRM_API_TOKEN` (bearer token on the scoring routes), `CRM_SERVING_ACCESS_LOG` (off: it costs
+~40% of throughput), `CRM_SERVING_RETRY_SECONDS`, `CRM_SERVING_REFRESH_SECONDS`,
+`CRM_SERVING_INLINE`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from typing import Annotated, Any
 
 import bentoml
@@ -25,6 +25,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from infra.settings import get_settings
 from serving.errors import ServingError
 from serving.schemas import (
     BatchScoreRequest,
@@ -164,15 +165,12 @@ async def model_features(credentials: Credentials = None) -> Response:
     return _json(_state().ready_engine().describe())
 
 
-def _access_log() -> bool:
-    return os.environ.get("CRM_SERVING_ACCESS_LOG", "").lower() in {"1", "true", "yes"}
-
-
 @bentoml.service(
     name="crm_win_probability",
     workers=1,
     traffic={"timeout": 60},
-    logging={"access": {"enabled": _access_log()}},
+    # Read when BentoML imports this module, before any request: the one setting needed then.
+    logging={"access": {"enabled": get_settings().serving_access_log}},
 )
 @bentoml.asgi_app(app, path="/")
 class Scorer:
@@ -180,11 +178,10 @@ class Scorer:
 
     def __init__(self) -> None:
         from infra.runtime import prepare_process
-        from infra.settings import get_settings
 
         settings = get_settings()
         prepare_process(settings)
-        state = ServingState.from_env(settings)
+        state = ServingState.from_settings(settings)
         _Holder.state = state
         state.start()
         log.info(

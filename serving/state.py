@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import hmac
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -24,11 +23,6 @@ from serving.errors import NotReady, ServingError
 from serving.scorer import ScoringEngine, open_engine
 
 log = logging.getLogger("bentoml.crm_serving")  # under bentoml: its handlers print it
-
-TOKEN_ENV = "CRM_API_TOKEN"
-RETRY_SECONDS_ENV = "CRM_SERVING_RETRY_SECONDS"
-REFRESH_SECONDS_ENV = "CRM_SERVING_REFRESH_SECONDS"
-INLINE_ENV = "CRM_SERVING_INLINE"  # 0: score on a worker thread instead of the event loop
 
 
 @dataclass(frozen=True)
@@ -52,6 +46,7 @@ class ServingState:
         token: str | None = None,
         retry_seconds: float = 5.0,
         refresh_seconds: float = 60.0,
+        inline: bool = True,
         opener: Callable[[Settings, str], ScoringEngine] = open_engine,
     ) -> None:
         self.settings = settings
@@ -65,18 +60,20 @@ class ServingState:
         self.batcher: MicroBatcher[ScoreJob, JobResult] = MicroBatcher(
             self._score_jobs,
             size=lambda job: len(job.ids),
-            inline=os.environ.get(INLINE_ENV, "1") != "0",
+            inline=inline,
         )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def from_env(cls, settings: Settings) -> ServingState:
+    def from_settings(cls, settings: Settings) -> ServingState:
+        """The token and the loader's timing from `CRM_API_TOKEN`, `CRM_SERVING_*` (or `.env`)."""
         return cls(
             settings,
-            token=os.environ.get(TOKEN_ENV),
-            retry_seconds=float(os.environ.get(RETRY_SECONDS_ENV, "5")),
-            refresh_seconds=float(os.environ.get(REFRESH_SECONDS_ENV, "60")),
+            token=settings.api_token.get_secret_value() if settings.api_token else None,
+            retry_seconds=settings.serving_retry_seconds,
+            refresh_seconds=settings.serving_refresh_seconds,
+            inline=settings.serving_inline,
         )
 
     # --------------------------------------------------------------------------- lifecycle

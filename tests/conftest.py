@@ -71,7 +71,6 @@ def _restore_environment() -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
-    get_settings.cache_clear()
 
 
 def crm(
@@ -143,12 +142,6 @@ def assert_ports_closed(settings: Settings) -> None:
             assert not busy, f"{svc.name} still listens on {busy} after `crm stack down`"
 
 
-def _forget_feature_repo() -> None:
-    """feature_repo reads CRM_HOME when imported: drop it so the next import follows ours."""
-    for name in [m for m in sys.modules if m == "feature_repo" or m.startswith("feature_repo.")]:
-        del sys.modules[name]
-
-
 @contextmanager
 def local_profile_env(home: Path, **extra: str) -> Iterator[Settings]:
     """CRM_PROFILE=local with CRM_HOME=home for this process; the environment is restored after."""
@@ -156,12 +149,8 @@ def local_profile_env(home: Path, **extra: str) -> Iterator[Settings]:
     os.environ.update({"CRM_PROFILE": "local", "CRM_HOME": str(home), **extra})
     for name in ("MLFLOW_TRACKING_URI", "PREFECT_HOME"):  # set by an earlier prepare_process
         os.environ.pop(name, None)
-    get_settings.cache_clear()
-    _forget_feature_repo()
     try:
         yield get_settings()
     finally:
         os.environ.clear()
         os.environ.update(saved)
-        get_settings.cache_clear()
-        _forget_feature_repo()

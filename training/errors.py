@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from infra.errors import CRMError
 
-class TrainingError(RuntimeError):
+
+class TrainingError(CRMError):
     """Base of every error raised by `training`."""
 
 

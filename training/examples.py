@@ -120,8 +120,8 @@ def build_examples(
 ) -> Examples:
     """Examples of a validated snapshot (default: the latest) with Feast features and lineage."""
     from feature_tables.store import feature_store
-    from ingestion.landing import ground_truth_key, read_manifest_metadata
-    from ingestion.tables import validated_manifest_key
+    from infra.layout import ground_truth_key, validated_manifest_key
+    from ingestion.landing import read_manifest_metadata
     from validation.published import latest_validated_snapshot, read_validated
 
     lake = Lake.from_settings(settings)

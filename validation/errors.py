@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from infra.errors import CRMError
 
-class ValidationError(RuntimeError):
+
+class ValidationError(CRMError):
     """Validation could not run or its outputs are missing; the message says what to run."""
 
 

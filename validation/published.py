@@ -5,17 +5,16 @@ from __future__ import annotations
 import pyarrow as pa
 
 from infra.lake import Lake
-from ingestion.tables import TABLES, validated_key, validated_manifest_key
+from infra.layout import VALIDATED, manifests_prefix, validated_key, validated_manifest_key
+from ingestion.tables import TABLES
 from validation.errors import NotValidatedError
-
-VALIDATED_MANIFESTS = "validated/_manifests"
 
 
 def validated_snapshots(lake: Lake) -> list[str]:
     """Snapshots with a committed validated manifest, oldest first."""
     return [
         s
-        for s in lake.list_partitions(VALIDATED_MANIFESTS, "snapshot")
+        for s in lake.list_partitions(manifests_prefix(VALIDATED), "snapshot")
         if lake.exists(validated_manifest_key(s))
     ]
 

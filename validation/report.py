@@ -9,16 +9,14 @@ import json
 from typing import Any
 
 from infra.lake import Lake
-from ingestion.tables import report_prefix
+from infra.layout import VALIDATION_HISTORY_KEY, validation_report_prefix
 from validation.findings import Severity
 from validation.result import ValidationResult
 from validation.score import WEIGHTS
 
-HISTORY_KEY = "reports/validation/history.json"
-
 
 def report_keys(snapshot: str) -> tuple[str, str]:
-    prefix = report_prefix(snapshot)
+    prefix = validation_report_prefix(snapshot)
     return f"{prefix}/report.json", f"{prefix}/report.html"
 
 
@@ -51,7 +49,9 @@ def write_report(lake: Lake, result: ValidationResult) -> None:
 
 
 def read_history(lake: Lake) -> list[dict[str, Any]]:
-    return list(lake.read_json(HISTORY_KEY)) if lake.exists(HISTORY_KEY) else []
+    return (
+        list(lake.read_json(VALIDATION_HISTORY_KEY)) if lake.exists(VALIDATION_HISTORY_KEY) else []
+    )
 
 
 def update_history(lake: Lake, result: ValidationResult) -> list[dict[str, Any]]:
@@ -64,7 +64,7 @@ def update_history(lake: Lake, result: ValidationResult) -> list[dict[str, Any]]
         "validated_at": result.validated_at,
     }
     history = [entries[k] for k in sorted(entries)]
-    lake.write_json(HISTORY_KEY, history)
+    lake.write_json(VALIDATION_HISTORY_KEY, history)
     return history
 
 

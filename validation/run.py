@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -18,19 +19,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from infra.lake import Lake, LakeError
-from ingestion.tables import (
-    ACCOUNTS,
-    PRODUCTS,
-    SALES_PIPELINE,
-    SALES_TEAMS,
-    SCHEMAS,
-    TABLES,
+from infra.layout import (
     quarantine_key,
     raw_key,
     raw_manifest_key,
     validated_key,
     validated_manifest_key,
 )
+from ingestion.tables import ACCOUNTS, PRODUCTS, SALES_PIPELINE, SALES_TEAMS, SCHEMAS, TABLES
 from validation.aliases import ALIASES_VERSION, aliases_for
 from validation.contracts import check_contract
 from validation.errors import SnapshotNotLandedError, ValidationError
@@ -288,4 +284,4 @@ def _withdraw(lake: Lake, snapshot: str) -> None:
     if lake.exists(validated_manifest_key(snapshot)):
         lake.delete(validated_manifest_key(snapshot))
     for name in TABLES:
-        lake.delete_prefix(f"validated/{name}/snapshot={snapshot}/")
+        lake.delete_prefix(str(PurePosixPath(validated_key(name, snapshot)).parent))

@@ -1,9 +1,19 @@
-"""The schema shared by the three daily stats views (see feature_tables.compute for meanings)."""
+"""The daily stats every entity view shares: its windows, its smoothing and its schema.
+
+The one home of these numbers: `feature_tables.compute` builds the tables from them (see its
+docstring for the exact meanings) and the views below declare the columns.
+"""
 
 from feast import Field
 from feast.types import Float64, Int64
 
-WINDOWS = ("30d", "90d", "365d", "all")
+WINDOW_DAYS: tuple[int, ...] = (30, 90, 365)
+ALL_TIME = "all"
+WINDOWS: tuple[str, ...] = (*(f"{days}d" for days in WINDOW_DAYS), ALL_TIME)
+# Win rates are smoothed toward the global rate: (won + K * global) / (closed + K).
+SMOOTHING_K = 10
+# The global rate before any deal has closed.
+GLOBAL_PRIOR = 0.5
 
 DAILY_STATS_SCHEMA = [
     field
@@ -14,7 +24,7 @@ DAILY_STATS_SCHEMA = [
         Field(
             name=f"win_rate_{window}",
             dtype=Float64,
-            description=f"Win rate ({window}) smoothed toward the global rate, k=10.",
+            description=f"Win rate ({window}) smoothed toward the global rate, k={SMOOTHING_K}.",
         ),
     )
 ] + [

@@ -1,8 +1,8 @@
 """Streamlit entry point: `streamlit run serving/explorer/app.py` (or `make explorer`).
 
 Five pages over one profile's platform: the scored pipeline, one opportunity, the feature store,
-data quality and the models. Which profile and scorer it talks to comes from the environment
-(`CRM_PROFILE`, `CRM_HOME`, ..., `CRM_SCORER_URL`, `CRM_API_TOKEN`).
+data quality and the models. Which profile and scorer it talks to comes from the settings
+(`CRM_PROFILE`, `CRM_HOME`, ..., `CRM_SCORER_URL`, `CRM_API_TOKEN`, from the environment or `.env`).
 """
 
 from __future__ import annotations
@@ -41,6 +41,6 @@ navigation = st.navigation(pages)
 with st.sidebar:
     st.caption(
         f"Profile **{settings.profile.value}** · home `{settings.home}`  \n"
-        f"Scorer `{ScorerEndpoint.from_env().url}`"
+        f"Scorer `{ScorerEndpoint.from_settings(settings).url}`"
     )
 navigation.run()

@@ -13,17 +13,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from feature_tables.compute import feature_key
 from infra.lake import Lake, LakeError
-from ingestion.tables import (
-    ACCOUNTS,
-    PRODUCTS,
-    SALES_PIPELINE,
-    SALES_TEAMS,
-    STAGES_OPEN,
-    TABLES,
-    quarantine_key,
-)
+from infra.layout import feature_key, quarantine_key
+from ingestion.tables import ACCOUNTS, PRODUCTS, SALES_PIPELINE, SALES_TEAMS, STAGES_OPEN, TABLES
 from serving.explorer.errors import NoData, ServiceDown
 from validation.errors import NotValidatedError
 from validation.published import latest_validated_snapshot, read_validated

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from infra.errors import CRMError
 
-class ExplorerError(RuntimeError):
+
+class ExplorerError(CRMError):
     """Base of the explorer's errors; pages show the message instead of a traceback."""
 
 

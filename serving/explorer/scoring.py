@@ -6,20 +6,19 @@ the explorer shows what any other API caller would get.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from infra.settings import Settings
 from serving.explorer.errors import ExplorerError, NoData, ServiceDown
 
 if TYPE_CHECKING:
     from serving.client import ScoringClient
 
-DEFAULT_SCORER_URL = "http://127.0.0.1:3000"
 BATCH_SIZE = 500  # ids per /score_batch call (the API accepts up to 1,000)
 ALL_CONTRIBUTIONS = 100  # top_k large enough to get every model feature back
 SEP = "__"  # Feast full feature names: <view>__<feature>
@@ -35,13 +34,10 @@ class ScorerEndpoint:
     token: str | None
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ScorerEndpoint:
-        """`CRM_SCORER_URL` (default http://127.0.0.1:3000) and `CRM_API_TOKEN`."""
-        env = os.environ if environ is None else environ
-        return cls(
-            url=env.get("CRM_SCORER_URL") or DEFAULT_SCORER_URL,
-            token=env.get("CRM_API_TOKEN") or None,
-        )
+    def from_settings(cls, settings: Settings) -> ScorerEndpoint:
+        """`CRM_SCORER_URL` and `CRM_API_TOKEN`, from the environment or `.env`."""
+        token = settings.api_token.get_secret_value() if settings.api_token else None
+        return cls(url=settings.scorer_url, token=token or None)
 
 
 def connect(endpoint: ScorerEndpoint, timeout: float = 5.0) -> ScoringClient:

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from infra.lake import Lake
+from infra.layout import validated_manifest_key, validation_report_prefix
 from infra.settings import Settings
-from ingestion.tables import TABLES, report_prefix, validated_manifest_key
+from ingestion.tables import TABLES
 from tests.integration.conftest import SNAPSHOT
 
 pytestmark = pytest.mark.integration
@@ -33,7 +34,7 @@ def test_validation_passes_with_the_quirks_as_warnings(
     assert summary["passed"] and summary["score"] >= summary["threshold"]
     assert summary["findings"].get("error", 0) == 0
     lake = Lake.from_settings(stack_settings)
-    report = lake.read_json(f"{report_prefix(SNAPSHOT)}/report.json")
+    report = lake.read_json(f"{validation_report_prefix(SNAPSHOT)}/report.json")
     warnings = {f["rule_id"] for f in report["findings"] if f["severity"] == "warning"}
     for quirk in (
         "alias.sales_pipeline.product",  # GTXPro
@@ -44,7 +45,7 @@ def test_validation_passes_with_the_quirks_as_warnings(
         "accounts.established_after_first_deal",
     ):
         assert quirk in warnings, f"{quirk} not reported; warnings: {sorted(warnings)}"
-    assert lake.exists(f"{report_prefix(SNAPSHOT)}/report.html")
+    assert lake.exists(f"{validation_report_prefix(SNAPSHOT)}/report.html")
     assert lake.exists(validated_manifest_key(SNAPSHOT))
     validated = lake.read_manifest(validated_manifest_key(SNAPSHOT))
     products = lake.read_parquet(

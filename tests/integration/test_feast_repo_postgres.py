@@ -7,8 +7,6 @@ removes it afterwards, leaving the `crm` project alone.
 
 from __future__ import annotations
 
-import os
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -18,10 +16,11 @@ import psycopg
 import pytest
 from feast import FeatureStore
 
-from feature_tables import compute_feature_tables, write_feature_tables
-from feature_tables.store import definitions, feature_store, materialize
+from feature_repo.definitions import definitions
+from feature_tables.compute import compute_feature_tables, write_feature_tables
+from feature_tables.store import feature_store, materialize
 from infra.lake import Lake
-from infra.settings import Settings, get_settings
+from infra.settings import Settings
 from tests.unit.feature_reference import random_tables
 
 pytestmark = pytest.mark.integration
@@ -48,20 +47,16 @@ def _reachable(settings: Settings) -> bool:
 @pytest.fixture(scope="module")
 def pg_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FeatureStore, dict]]:
     home = tmp_path_factory.mktemp("crm-pg") / ".crm"
-    saved = {k: os.environ.get(k) for k in ("CRM_HOME", "CRM_PROFILE")}
-    os.environ.update({"CRM_HOME": str(home), "CRM_PROFILE": "local"})
-    get_settings.cache_clear()
-    for name in [m for m in sys.modules if m.startswith("feature_repo")]:
-        del sys.modules[name]
     project = f"t_{uuid.uuid4().hex[:10]}"
     stack = Settings(profile="stack", home=home, feast_project=project)
     if not _reachable(stack):
         pytest.skip(f"No PostgreSQL at {stack.pg_host}:{stack.pg_port} (start it: `crm stack up`).")
     features = compute_feature_tables(random_tables(800, 4), as_of_end=date(2017, 12, 31))
-    write_feature_tables(Lake.from_settings(get_settings()), features)  # local-disk lake
+    lake = Lake.from_settings(Settings(profile="local", home=home, _env_file=None))
+    write_feature_tables(lake, features)  # a local-disk lake, read by the PostgreSQL-backed store
     store = feature_store(stack)
     try:
-        store.apply(definitions())
+        store.apply(definitions(lake))
         store.refresh_registry()
         yield store, features
     finally:
@@ -69,14 +64,6 @@ def pg_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Feature
             for view in store.list_feature_views():
                 conn.execute(f'DROP TABLE IF EXISTS "{project}_{view.name}"')
         store.delete_project(project)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        get_settings.cache_clear()
-        for name in [m for m in sys.modules if m.startswith("feature_repo")]:
-            del sys.modules[name]
 
 
 def test_sql_registry_and_postgres_online_store(pg_store) -> None:

@@ -8,16 +8,16 @@ test_feast_repo.py.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from infra.lake import Lake
+from infra.layout import validated_key, validated_manifest_key
 from infra.settings import get_settings
 from ingestion.synthetic import generate
-from ingestion.tables import TABLES, validated_key, validated_manifest_key
+from ingestion.tables import TABLES
 from validation.run import apply_aliases
 
 pytestmark = pytest.mark.integration
@@ -38,9 +38,6 @@ def local_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("crm-flows") / ".crm"
     saved = {k: os.environ.get(k) for k in ("CRM_HOME", "CRM_PROFILE")}
     os.environ.update({"CRM_HOME": str(home), "CRM_PROFILE": "local"})
-    get_settings.cache_clear()
-    for name in [m for m in sys.modules if m.startswith("feature_repo")]:
-        del sys.modules[name]
     lake = Lake.from_settings(get_settings())
     source = generate(1500, seed=9).tables
     lake.publish(
@@ -55,9 +52,6 @@ def local_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        get_settings.cache_clear()
-        for name in [m for m in sys.modules if m.startswith("feature_repo")]:
-            del sys.modules[name]
 
 
 def test_features_then_materialize(harness: None, local_home: Path) -> None:

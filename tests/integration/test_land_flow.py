@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from infra.lake import Lake
+from infra.layout import raw_manifest_key
 from infra.settings import Settings, get_settings
 from ingestion.errors import LandingError
 from ingestion.landing import list_snapshots, read_ground_truth
-from ingestion.tables import SALES_PIPELINE, raw_manifest_key
+from ingestion.tables import SALES_PIPELINE
 
 pytestmark = pytest.mark.integration
 
@@ -20,9 +21,7 @@ pytestmark = pytest.mark.integration
 def local_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     monkeypatch.setenv("CRM_PROFILE", "local")
     monkeypatch.setenv("CRM_HOME", str(tmp_path / "crm"))
-    get_settings.cache_clear()
     yield get_settings()
-    get_settings.cache_clear()
 
 
 def test_land_flow_lands_a_synthetic_snapshot(

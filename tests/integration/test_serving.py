@@ -213,8 +213,8 @@ def _dump_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def lake_opportunities(stack_pipeline: Settings) -> pd.DataFrame:
-    from feature_tables.compute import feature_key
     from infra.lake import Lake
+    from infra.layout import feature_key
 
     table = Lake.from_settings(stack_pipeline).read_parquet(feature_key("opportunity"))
     return table.to_pandas().sort_values("event_timestamp")

@@ -43,7 +43,7 @@ def test_up_is_idempotent_and_status_shows_four_healthy(stack_env: dict[str, str
 
 def test_buckets_exist_and_anonymous_access_is_refused(stack_settings: Settings) -> None:
     names = {b["Name"] for b in s3_client(stack_settings).list_buckets()["Buckets"]}
-    assert {"data-lake", "mlflow-artifacts", "model-artifacts"} <= names
+    assert {"data-lake", "mlflow-artifacts"} <= names
     anonymous = boto3.client(
         "s3",
         endpoint_url=stack_settings.s3_endpoint_url,

@@ -14,9 +14,9 @@ import pytest
 
 from flows.validate import validate
 from infra.lake import Lake
-from infra.settings import Settings, get_settings
+from infra.settings import Settings
+from ingestion.csv_files import read_csv_folder
 from ingestion.landing import land
-from ingestion.sources import read_csv_folder
 from validation.errors import ValidationGateError
 
 pytestmark = pytest.mark.integration
@@ -28,9 +28,7 @@ BASE = Path(__file__).resolve().parents[1] / "data" / "base"
 def lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lake]:
     monkeypatch.setenv("CRM_PROFILE", "local")
     monkeypatch.setenv("CRM_HOME", str(tmp_path / ".crm"))
-    get_settings.cache_clear()
     yield Lake.from_settings(Settings(_env_file=None))
-    get_settings.cache_clear()
 
 
 def test_flow_validates_the_latest_landed_snapshot(prefect_harness, lake: Lake) -> None:

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from feature_tables.compute import GLOBAL_PRIOR, SMOOTHING_K, WINDOWS_DAYS
+from feature_repo.features.stats import GLOBAL_PRIOR, SMOOTHING_K, WINDOW_DAYS
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def reference_stats_row(
     g = global_rate(deals, day)
     row: dict[str, object] = {}
     windows: list[tuple[str, date | None]] = [
-        (f"{w}d", day - timedelta(days=w)) for w in WINDOWS_DAYS
+        (f"{w}d", day - timedelta(days=w)) for w in WINDOW_DAYS
     ]
     windows.append(("all", None))
     for name, after in windows:

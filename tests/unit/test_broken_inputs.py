@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from infra.lake import Lake
+from infra.layout import raw_manifest_key, validated_manifest_key
 from infra.settings import Settings
+from ingestion.csv_files import read_csv_folder
 from ingestion.errors import SourceError
 from ingestion.landing import land, list_snapshots
-from ingestion.sources import read_csv_folder
-from ingestion.tables import raw_manifest_key, validated_manifest_key
 from validation.errors import ValidationGateError
 from validation.gate import ensure_valid
 from validation.run import validate_snapshot

@@ -93,13 +93,13 @@ def test_latest_rows_are_each_entitys_newest() -> None:
     assert data.numeric_columns(frame, ["product"]) == ["won_30d"]
 
 
-def test_scorer_endpoint_comes_from_the_environment() -> None:
-    default = scoring.ScorerEndpoint.from_env({})
+def test_scorer_endpoint_comes_from_the_settings(tmp_path: Path) -> None:
+    default = scoring.ScorerEndpoint.from_settings(Settings(_env_file=None))
     assert default == scoring.ScorerEndpoint("http://127.0.0.1:3000", None)
-    custom = {"CRM_SCORER_URL": "http://scorer:3000", "CRM_API_TOKEN": "s3cret"}
-    assert scoring.ScorerEndpoint.from_env(custom) == scoring.ScorerEndpoint(
-        "http://scorer:3000", "s3cret"
-    )
+    env_file = tmp_path / ".env"
+    env_file.write_text("CRM_SCORER_URL=http://scorer:3000\nCRM_API_TOKEN=s3cret\n")
+    custom = scoring.ScorerEndpoint.from_settings(Settings(_env_file=env_file))
+    assert custom == scoring.ScorerEndpoint("http://scorer:3000", "s3cret")
 
 
 def test_connect_to_a_closed_port_says_how_to_start_the_scorer() -> None:

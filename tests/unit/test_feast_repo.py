@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from feast import FeatureStore
 
-from feature_tables import compute_feature_tables, write_feature_tables
+from feature_tables.compute import compute_feature_tables, write_feature_tables
 from feature_tables.errors import FeatureTablesError
 from feature_tables.store import apply, feature_store, materialize, online_entity_rows, repo_config
 from infra.lake import Lake

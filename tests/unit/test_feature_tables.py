@@ -8,20 +8,15 @@ from datetime import UTC, date, datetime
 import pandas as pd
 import pytest
 
-from feature_tables import (
-    GLOBAL_PRIOR,
-    PROFILE_TIMESTAMP,
-    SMOOTHING_K,
-    FeatureTablesError,
-    compute_feature_tables,
-    feature_key,
-    write_feature_tables,
-)
+from feature_repo.features.stats import GLOBAL_PRIOR, SMOOTHING_K
 from feature_tables.build import build_feature_tables, snapshot_as_of
+from feature_tables.compute import PROFILE_TIMESTAMP, compute_feature_tables, write_feature_tables
+from feature_tables.errors import FeatureTablesError
 from infra.lake import Lake
+from infra.layout import feature_key, validated_key, validated_manifest_key
 from infra.settings import Settings
 from ingestion.synthetic import generate
-from ingestion.tables import TABLES, validated_key, validated_manifest_key
+from ingestion.tables import TABLES
 from tests.unit.feature_reference import deals_from, random_tables, reference_stats_row
 from validation.run import apply_aliases
 

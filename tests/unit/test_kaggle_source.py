@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from ingestion.csv_files import write_csv_folder
 from ingestion.errors import SourceError
 from ingestion.kaggle_source import DATASET, kaggle_credentials, load_kaggle
-from ingestion.sources import SourceData, load_source, write_csv_folder
+from ingestion.source_data import SourceData
+from ingestion.sources import load_source
 from ingestion.synthetic import generate
 from ingestion.tables import SALES_PIPELINE, TABLES
 

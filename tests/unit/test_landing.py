@@ -12,22 +12,23 @@ import pyarrow as pa
 import pytest
 
 from infra.lake import Lake
+from infra.layout import ground_truth_key, raw_key, raw_manifest_key
 from infra.settings import Settings, get_settings
 from ingestion import landing
+from ingestion.csv_files import read_csv_folder, write_csv_folder
 from ingestion.errors import LandingError, SourceError
 from ingestion.landing import (
     check_snapshot,
     code_version,
-    ground_truth_key,
     land,
     list_snapshots,
     read_ground_truth,
     read_manifest_metadata,
     read_snapshot,
 )
-from ingestion.sources import SourceData, read_csv_folder, write_csv_folder
+from ingestion.source_data import SourceData
 from ingestion.synthetic import generate
-from ingestion.tables import SALES_PIPELINE, SCHEMAS, TABLES, raw_key, raw_manifest_key
+from ingestion.tables import SALES_PIPELINE, SCHEMAS, TABLES
 
 pytestmark = pytest.mark.unit
 
@@ -191,9 +192,7 @@ def test_code_version_is_the_git_commit_or_the_package_version(
 def local_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     monkeypatch.setenv("CRM_PROFILE", "local")
     monkeypatch.setenv("CRM_HOME", str(tmp_path / "crm"))
-    get_settings.cache_clear()
     yield get_settings()
-    get_settings.cache_clear()
 
 
 def test_flow_tasks_land_through_the_settings_lake(local_settings: Settings) -> None:

@@ -16,7 +16,7 @@ import pytest
 import xgboost as xgb
 from feast import FeatureStore
 
-from feature_tables import compute_feature_tables, write_feature_tables
+from feature_tables.compute import compute_feature_tables, write_feature_tables
 from feature_tables.store import apply, feature_store, materialize, online_entity_rows
 from infra.lake import Lake
 from infra.settings import Settings

@@ -33,11 +33,7 @@ def test_stack_profile_defaults() -> None:
     assert s.pg_dsn(s.pg_db_mlflow) == "postgresql://crm:crm@127.0.0.1:5432/crm_mlflow"
     assert s.prefect_database_url.startswith("postgresql+asyncpg://")
     assert len(set(s.pg_databases)) == 4
-    assert (s.lake_bucket, s.mlflow_bucket, s.model_bucket) == (
-        "data-lake",
-        "mlflow-artifacts",
-        "model-artifacts",
-    )
+    assert (s.lake_bucket, s.mlflow_bucket) == ("data-lake", "mlflow-artifacts")
 
 
 def test_env_overrides_win_over_profile_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,14 +9,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from ingestion.csv_files import parse_csv, read_csv_folder, write_csv_folder
 from ingestion.errors import SourceError
-from ingestion.sources import (
-    SourceData,
-    load_source,
-    parse_csv,
-    read_csv_folder,
-    write_csv_folder,
-)
+from ingestion.source_data import SourceData
+from ingestion.sources import load_source
 from ingestion.synthetic import generate
 from ingestion.tables import ACCOUNTS, PRODUCTS, SALES_PIPELINE, SCHEMAS, TABLES
 

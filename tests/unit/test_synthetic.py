@@ -11,7 +11,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from ingestion.sources import SourceData
+from ingestion.source_data import SourceData
 from ingestion.synthetic import generate
 from ingestion.tables import ACCOUNTS, PRODUCTS, SALES_PIPELINE, SALES_TEAMS, SCHEMAS, TABLES
 

@@ -10,15 +10,12 @@ import pyarrow as pa
 import pytest
 
 from infra.lake import Lake
+from infra.layout import quarantine_key, validated_manifest_key
 from infra.settings import Settings
+from ingestion.csv_files import read_csv_folder
 from ingestion.landing import land
-from ingestion.sources import SourceData, read_csv_folder
-from ingestion.tables import (
-    SCHEMAS,
-    TABLES,
-    quarantine_key,
-    validated_manifest_key,
-)
+from ingestion.source_data import SourceData
+from ingestion.tables import SCHEMAS, TABLES
 from validation.errors import NotValidatedError, SnapshotNotLandedError, ValidationGateError
 from validation.gate import ensure_valid
 from validation.published import latest_validated_snapshot, read_validated

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from ingestion.sources import read_csv_folder
+from ingestion.csv_files import read_csv_folder
 from ingestion.tables import SCHEMAS
 from validation.aliases import ALIASES, ALIASES_VERSION
 from validation.contracts import check_contract

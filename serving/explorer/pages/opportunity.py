@@ -8,6 +8,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from infra.settings import get_settings
 from serving.explorer import data, scoring, ui
 from serving.explorer.errors import ExplorerError
 
@@ -49,7 +50,7 @@ def contribution_chart(frame: pd.DataFrame) -> alt.Chart:
 st.title("Opportunity")
 st.caption("Look up one open deal: its score from the API, what drives it and what-if changes.")
 
-endpoint = scoring.ScorerEndpoint.from_env()
+endpoint = scoring.ScorerEndpoint.from_settings(get_settings())
 suggestions: list[str] = []
 with ui.explained("Open deals"):
     suggestions = open_ids(str(ui.settings().home), data.latest_snapshot(ui.lake()))

@@ -6,6 +6,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from infra.settings import get_settings
 from serving.explorer import data, scoring, ui
 from serving.explorer.errors import ExplorerError
 
@@ -38,7 +39,7 @@ with ui.explained("Open deals"):
     st.caption(f"Snapshot **{snapshot}** · {len(deals):,} open deals")
 
 if deals is not None:
-    endpoint = scoring.ScorerEndpoint.from_env()
+    endpoint = scoring.ScorerEndpoint.from_settings(get_settings())
     scored = deals.assign(win_probability=float("nan"), expected_value=float("nan"))
     have_scores = False
     with ui.explained("Scores"):

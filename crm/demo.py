@@ -16,13 +16,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.errors import CRMError
 from infra.processes import alive, http_ok, port_open, stop_group
-from infra.settings import Settings
-
-ROOT = Path(__file__).resolve().parents[1]
+from infra.settings import PROJECT_ROOT, Settings
 
 
-class DemoError(RuntimeError):
+class DemoError(CRMError):
     """A demo service did not come up; the message names its log."""
 
 
@@ -82,7 +81,7 @@ def running(
             log = (logs / f"{app.name}.log").open("ab")
             process = subprocess.Popen(
                 app.command,
-                cwd=ROOT,
+                cwd=PROJECT_ROOT,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -11,13 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from infra.settings import Settings
+from infra.errors import CRMError
+from infra.settings import PROJECT_ROOT, Settings
 
-ROOT = Path(__file__).resolve().parents[1]
 WORK_POOL = "crm-process-pool"
 
 
-class DeployError(RuntimeError):
+class DeployError(CRMError):
     """Deployments could not be registered; the message says why and what to do."""
 
 
@@ -31,13 +31,15 @@ def prefect_env(settings: Settings) -> dict[str, str]:
         **os.environ,
         **settings.env_exports(),
         "PREFECT_API_URL": settings.prefect_api_url,
-        "CRM_PROJECT_DIR": str(ROOT),
+        "CRM_PROJECT_DIR": str(PROJECT_ROOT),
     }
 
 
 def _prefect(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     command = [str(Path(sys.executable).parent / "prefect"), "--no-prompt", *args]
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    return subprocess.run(
+        command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=False
+    )
 
 
 def deploy(settings: Settings) -> str:
@@ -46,7 +48,9 @@ def deploy(settings: Settings) -> str:
     pool = _prefect("work-pool", "create", WORK_POOL, "--type", "process", "--overwrite", env=env)
     if pool.returncode != 0:
         raise DeployError(f"Could not create work pool {WORK_POOL}:\n{pool.stdout}{pool.stderr}")
-    result = _prefect("deploy", "--all", "--prefect-file", str(ROOT / "prefect.yaml"), env=env)
+    result = _prefect(
+        "deploy", "--all", "--prefect-file", str(PROJECT_ROOT / "prefect.yaml"), env=env
+    )
     if result.returncode != 0:
         raise DeployError(f"`prefect deploy --all` failed:\n{result.stdout}\n{result.stderr}")
     return result.stdout

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from infra.errors import CRMError
 from infra.settings import Profile, Settings
 
 app = typer.Typer(help="crm-feature-platform: land, validate, featurize, train and serve.")
@@ -124,7 +125,7 @@ def run_step(name: str, step: Callable[[], Any], *, quiet: bool = False) -> Any:
     `quiet` sends what libraries print (Feast's progress, say) to stderr, so that stdout holds
     only the `--json` summary.
     """
-    from infra.runtime import prepare_process, user_errors
+    from infra.runtime import prepare_process
 
     prepare_process(load_settings())
     try:
@@ -132,7 +133,7 @@ def run_step(name: str, step: Callable[[], Any], *, quiet: bool = False) -> Any:
             with contextlib.redirect_stdout(sys.stderr):
                 return step()
         return step()
-    except user_errors() as exc:
+    except CRMError as exc:
         console.print(f"[red]{name} failed:[/red] {exc}")
         raise typer.Exit(1) from exc
 
@@ -271,7 +272,7 @@ def demo(
     """The whole path: the pipeline, then the scorer and the explorer until Ctrl-C."""
     import time
 
-    from infra.demo import explorer_app, running, scorer_app
+    from crm.demo import explorer_app, running, scorer_app
 
     settings = load_settings()
     started = time.perf_counter()
@@ -302,8 +303,8 @@ def demo(
 @app.command("deploy")
 def deploy() -> None:
     """Register prefect.yaml's deployments (and the process work pool) with the Prefect server."""
-    from infra.deploy import DeployError
-    from infra.deploy import deploy as deploy_all
+    from crm.deploy import DeployError
+    from crm.deploy import deploy as deploy_all
 
     try:
         output = deploy_all(load_settings())
@@ -318,7 +319,7 @@ def worker() -> None:
     """Start a Prefect process worker for the deployments (Ctrl-C stops it)."""
     import os
 
-    from infra.deploy import DeployError, prefect_env, worker_command
+    from crm.deploy import DeployError, prefect_env, worker_command
 
     try:
         env = prefect_env(load_settings())

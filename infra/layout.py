@@ -1,0 +1,115 @@
+"""The whole layout of the data lake, in one place.
+
+Keys are bucket-relative and identical on S3 and on the local disk mirror. Data objects are
+*logical* keys: `Lake.publish` writes each under a versioned physical name and commits the set
+with a manifest, so a reader always goes through the manifest of its stage and snapshot.
+
+    raw/<table>/snapshot=D/<table>.parquet           landed tables      (commit: raw manifest)
+    raw/_manifests/snapshot=D/_manifest.json
+    ground_truth/snapshot=D/ground_truth.parquet     synthetic truth, never read by features
+    validated/<table>/snapshot=D/<table>.parquet     tables that passed (commit: manifest)
+    validated/_manifests/snapshot=D/_manifest.json
+    quarantine/<table>/snapshot=D/<table>.parquet    rows refused by the contracts
+    reports/validation/snapshot=D/report.{json,html} one validation run
+    reports/validation/history.json                  score per snapshot (the explorer's chart)
+    features/<view>/<view>.parquet                   point-in-time feature tables (Feast sources)
+    features/_manifests/_manifest.json               commit point of one feature build
+    predictions/snapshot=D/predictions.parquet       batch scores of the open deals
+    predictions/_manifests/snapshot=D/_manifest.json
+    logs/predictions/date=D/<batch>.parquet          every score the HTTP service returned
+    reports/monitoring/snapshot=D/report.{json,html} drift, skew and realised performance
+    _leases/<name>.json                              one writer at a time (a snapshot, a run)
+"""
+
+from __future__ import annotations
+
+MANIFEST = "_manifest.json"
+
+RAW = "raw"
+GROUND_TRUTH = "ground_truth"
+VALIDATED = "validated"
+QUARANTINE = "quarantine"
+FEATURES = "features"
+PREDICTIONS = "predictions"
+PREDICTION_LOG = "logs/predictions"
+VALIDATION_REPORTS = "reports/validation"
+MONITORING_REPORTS = "reports/monitoring"
+LEASES = "_leases"
+
+
+def _table(stage: str, table: str, snapshot: str) -> str:
+    return f"{stage}/{table}/snapshot={snapshot}/{table}.parquet"
+
+
+def manifests_prefix(stage: str) -> str:
+    """Folder of a stage's per-snapshot manifests (its `snapshot=` partitions list snapshots)."""
+    return f"{stage}/_manifests"
+
+
+def _manifest(stage: str, snapshot: str) -> str:
+    return f"{manifests_prefix(stage)}/snapshot={snapshot}/{MANIFEST}"
+
+
+# --- landing ----------------------------------------------------------------------------------
+def raw_key(table: str, snapshot: str) -> str:
+    """Logical key of a landed table (the manifest maps it to the physical object)."""
+    return _table(RAW, table, snapshot)
+
+
+def raw_manifest_key(snapshot: str) -> str:
+    """The commit point of a landed snapshot: one manifest for all four tables."""
+    return _manifest(RAW, snapshot)
+
+
+def ground_truth_key(snapshot: str) -> str:
+    return f"{GROUND_TRUTH}/snapshot={snapshot}/ground_truth.parquet"
+
+
+# --- validation -------------------------------------------------------------------------------
+def validated_key(table: str, snapshot: str) -> str:
+    return _table(VALIDATED, table, snapshot)
+
+
+def validated_manifest_key(snapshot: str) -> str:
+    return _manifest(VALIDATED, snapshot)
+
+
+def quarantine_key(table: str, snapshot: str) -> str:
+    return _table(QUARANTINE, table, snapshot)
+
+
+def validation_report_prefix(snapshot: str) -> str:
+    return f"{VALIDATION_REPORTS}/snapshot={snapshot}"
+
+
+VALIDATION_HISTORY_KEY = f"{VALIDATION_REPORTS}/history.json"
+
+
+# --- features ---------------------------------------------------------------------------------
+def feature_key(view: str) -> str:
+    """Lake key of a feature view's Parquet object (a Feast FileSource reads it)."""
+    return f"{FEATURES}/{view}/{view}.parquet"
+
+
+FEATURES_MANIFEST_KEY = f"{manifests_prefix(FEATURES)}/{MANIFEST}"
+
+
+# --- predictions and monitoring ---------------------------------------------------------------
+def predictions_key(snapshot: str) -> str:
+    return f"{PREDICTIONS}/snapshot={snapshot}/predictions.parquet"
+
+
+def predictions_manifest_key(snapshot: str) -> str:
+    return _manifest(PREDICTIONS, snapshot)
+
+
+def prediction_log_prefix(day: str) -> str:
+    return f"{PREDICTION_LOG}/date={day}"
+
+
+def monitoring_report_prefix(snapshot: str) -> str:
+    return f"{MONITORING_REPORTS}/snapshot={snapshot}"
+
+
+def lease_key(name: str) -> str:
+    return f"{LEASES}/{name}.json"
