@@ -17,10 +17,12 @@ setup: ## Install uv if missing, then the locked environment (uv sync --frozen)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --frozen
 
-lint: setup ## ruff check, ruff format --check, mypy
+lint: setup ## ruff (lint + format), mypy, import-linter (layers, no cycles), deptry (declared imports)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy infra ingestion validation feature_tables training flows serving
+	$(RUN) mypy crm bench flows serving training feature_tables feature_repo validation ingestion infra
+	$(RUN) lint-imports
+	$(RUN) deptry .
 
 format: setup ## Apply ruff's fixes and formatting
 	$(RUN) ruff check --fix .
@@ -29,7 +31,7 @@ format: setup ## Apply ruff's fixes and formatting
 test: setup ## The whole suite: unit, then integration against a real local stack
 	$(RUN) pytest $(PYTEST_ARGS)
 
-test-unit: setup ## Unit tests only (no services)
+test-unit: setup ## Unit tests only: pure and fast, no services, no pipeline run
 	$(RUN) pytest -m unit $(PYTEST_ARGS)
 
 stack-up: setup ## Start PostgreSQL, S3 (SeaweedFS), MLflow and Prefect without Docker
@@ -75,7 +77,7 @@ worker: setup ## Start a Prefect process worker for the deployments
 	$(RUN) crm worker
 
 bench-serving: setup ## Serving benchmark vs mlflow models serve and an empty BentoML endpoint -> bench/results/
-	$(RUN) python -m bench.serving
+	$(RUN) crm bench serving
 
 clean: ## Remove local state (.crm/, .stack*/), not the environment
 	rm -rf .crm .crm-test .stack-test

@@ -16,6 +16,7 @@ from typing import Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from infra.errors import CRMError
@@ -24,7 +25,11 @@ from infra.settings import Profile, Settings
 app = typer.Typer(help="crm-feature-platform: land, validate, featurize, train and serve.")
 stack_app = typer.Typer(help="The local stack without Docker (PostgreSQL, S3, MLflow, Prefect).")
 app.add_typer(stack_app, name="stack")
+bench_app = typer.Typer(help="Benchmarks; results under bench/results/ (never timed tests).")
+app.add_typer(bench_app, name="bench")
 console = Console()
+# Errors go to stderr, one line each however long: they are read, and grepped.
+errors = Console(stderr=True, soft_wrap=True)
 
 
 def load_settings() -> Settings:
@@ -33,7 +38,7 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         messages = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
-        console.print(f"[red]Invalid settings:[/red] {messages}")
+        errors.print(f"[red]Invalid settings:[/red] {escape(str(messages))}")
         raise typer.Exit(2) from exc
 
 
@@ -58,7 +63,7 @@ def stack_up() -> None:
 
         persist_s3_setup(settings)  # the `feast` CLI's DuckDB reads the lake through this
     except StackError as exc:
-        console.print(f"[red]stack up failed:[/red] {exc}")
+        errors.print(f"[red]stack up failed:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from exc
     _print_status(stack)
 
@@ -71,7 +76,7 @@ def stack_down() -> None:
     try:
         stopped = Stack(stack_settings()).down(on_event=lambda msg: console.print(f"  {msg}"))
     except StackError as exc:
-        console.print(f"[red]stack down failed:[/red] {exc}")
+        errors.print(f"[red]stack down failed:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from exc
     if not stopped:
         console.print("Nothing to stop: no service started by `crm stack up` is running.")
@@ -125,16 +130,17 @@ def run_step(name: str, step: Callable[[], Any], *, quiet: bool = False) -> Any:
     `quiet` sends what libraries print (Feast's progress, say) to stderr, so that stdout holds
     only the `--json` summary.
     """
-    from infra.runtime import prepare_process
+    from infra.runtime import prepare_process, quiet_user_errors
 
     prepare_process(load_settings())
+    quiet_user_errors(cli=True)  # the error that ends a run is printed once, below
     try:
         if quiet:
             with contextlib.redirect_stdout(sys.stderr):
                 return step()
         return step()
     except CRMError as exc:
-        console.print(f"[red]{name} failed:[/red] {exc}")
+        errors.print(f"[red]{name} failed:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from exc
 
 
@@ -158,6 +164,10 @@ def land(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
 ) -> None:
     """Land a source as a raw snapshot in the lake (Prefect flow `land`)."""
+    from ingestion.sources import check_source
+
+    # A source that cannot work fails here, before the flow (and Prefect) start.
+    run_step("land", lambda: check_source(source, opportunities))
 
     def step() -> Any:
         from flows.land import land as land_flow
@@ -170,7 +180,9 @@ def land(
 @app.command("validate")
 def validate(
     snapshot: str | None = typer.Option(None, help="YYYY-MM-DD; the latest landed one by default"),
-    threshold: float = typer.Option(0.9, envvar="CRM_QUALITY_THRESHOLD", help="Minimum score"),
+    threshold: float | None = typer.Option(
+        None, help="Minimum quality score; CRM_QUALITY_THRESHOLD (default 0.9) if omitted"
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
 ) -> None:
     """Check a landed snapshot against the data contracts; gate downstream (flow `validate`)."""
@@ -230,9 +242,13 @@ def train(
 
         return train_flow(snapshot=snapshot)
 
-    summary = run_step("train", step, quiet=as_json)  # the flow prints its metrics table
+    summary = run_step("train", step, quiet=as_json)
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
+    else:
+        from training.summary import print_summary as print_training
+
+        print_training(summary, console)
 
 
 @app.command("pipeline")
@@ -243,6 +259,9 @@ def pipeline(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
 ) -> None:
     """land → validate → features → materialize → train/promote (flow `crm-pipeline`)."""
+    from ingestion.sources import check_source
+
+    run_step("pipeline", lambda: check_source(source, opportunities))
     summary = run_step(
         "pipeline",
         lambda: _pipeline(source=source, snapshot=snapshot, opportunities=opportunities),
@@ -309,7 +328,7 @@ def deploy() -> None:
     try:
         output = deploy_all(load_settings())
     except DeployError as exc:
-        console.print(f"[red]deploy failed:[/red] {exc}")
+        errors.print(f"[red]deploy failed:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from exc
     console.print(output, markup=False, highlight=False)
 
@@ -324,7 +343,7 @@ def worker() -> None:
     try:
         env = prefect_env(load_settings())
     except DeployError as exc:
-        console.print(f"[red]worker:[/red] {exc}")
+        errors.print(f"[red]worker:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from exc
     command = worker_command()
     os.execve(command[0], command, env)
@@ -352,6 +371,23 @@ def env(profile: Profile = typer.Option(None, help="Defaults to CRM_PROFILE.")) 
         persist_s3_setup(settings)  # so DuckDB inside the `feast` CLI can read the S3 lake
     for name, value in settings.env_exports().items():
         print(f"export {name}={shlex.quote(value)}")
+
+
+@bench_app.command("serving")
+def bench_serving(
+    sequential: int = typer.Option(1_000, help="Sequential requests per target"),
+    requests: int = typer.Option(5_000, help="Requests per concurrency level"),
+    concurrency: list[int] = typer.Option([16, 64], help="Concurrency levels (repeatable)"),
+    only: list[str] = typer.Option([], help="Targets: service, mlflow, empty (repeatable)"),
+) -> None:
+    """The scorer against `mlflow models serve` and an empty BentoML endpoint, same run."""
+    from bench.serving import main as bench_main
+
+    argv = ["--sequential", str(sequential), "--requests", str(requests), "--concurrency"]
+    argv += [str(level) for level in concurrency]
+    if only:
+        argv += ["--only", *only]
+    raise typer.Exit(run_step("bench serving", lambda: bench_main(argv)))
 
 
 if __name__ == "__main__":  # pragma: no cover

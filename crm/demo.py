@@ -10,14 +10,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from infra.errors import CRMError
-from infra.processes import alive, http_ok, port_open, stop_group
+from infra.processes import WaitTimeout, http_ok, port_open, stop_group, wait_until
 from infra.settings import PROJECT_ROOT, Settings
 
 
@@ -94,22 +93,24 @@ def running(
         yield apps
     finally:
         for app, process in reversed(started):
-            if alive(process.pid):
-                stop_group(process.pid, grace_s=20)
+            stop_group(process.pid, grace_s=20)  # its workers too, even if the leader is gone
             on_event(f"{app.name} stopped")
 
 
 def _wait_ready(app: App, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def ready() -> bool:
         if http_ok(app.url + app.ready_path):
-            return
+            return True
         if process.poll() is not None:
             raise DemoError(f"The {app.name} exited during start-up: see {log}\n{_tail(log)}")
-        time.sleep(0.5)
-    raise DemoError(
-        f"The {app.name} was not ready after {timeout_s:.0f} s: see {log}\n{_tail(log)}"
-    )
+        return False
+
+    try:
+        wait_until(ready, timeout_s=timeout_s, interval_s=0.5, what=f"the {app.name} to be ready")
+    except WaitTimeout:
+        raise DemoError(
+            f"The {app.name} was not ready after {timeout_s:.0f} s: see {log}\n{_tail(log)}"
+        ) from None
 
 
 def _tail(path: Path, lines: int = 30) -> str:

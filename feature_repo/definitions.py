@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from feast import FeatureView
+from feast import FeatureView, FileSource
 
 from feature_repo.data_sources import lake_source
 from feature_repo.entities import ENTITIES
@@ -38,6 +38,8 @@ VIEW_NAMES: tuple[str, ...] = tuple(view.name for view in FEATURE_VIEWS)
 
 def on_lake(view: FeatureView, lake: Lake, s3_endpoint: str | None = None) -> FeatureView:
     """A copy of `view` whose batch source reads its Parquet object on `lake`."""
+    if not isinstance(view.batch_source, FileSource):
+        raise TypeError(f"{view.name} must read a lake FileSource (feature_repo/data_sources.py)")
     moved = copy.copy(view)
     source = lake_source(view.name, lake.uri(view.batch_source.path), s3_endpoint)
     moved.batch_source = source

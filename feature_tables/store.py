@@ -20,6 +20,7 @@ from feature_repo.definitions import definitions
 from feature_repo.entities import JOIN_KEYS
 from feature_tables.compute import PROFILE_TIMESTAMP
 from feature_tables.errors import FeatureTablesError
+from infra.clock import utc
 from infra.lake import Lake
 from infra.settings import PROJECT_ROOT, Profile, Settings
 
@@ -126,7 +127,7 @@ def materialize(
         if full or view.tags.get("grain") == "static" or not intervals:
             start = FULL_LOAD_START
         else:
-            start = _utc(max(i[1] for i in intervals)) + timedelta(microseconds=1)
+            start = utc(max(i[1] for i in intervals)) + timedelta(microseconds=1)
         if start > stop:
             counts[view.name] = 0
             continue
@@ -153,16 +154,12 @@ def _source_path(view: FeatureView) -> str:
     return source.path
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _newest_timestamp(view: FeatureView) -> datetime | None:
     import ibis
 
     table = ibis.read_parquet(_source_path(view))
     newest = table.event_timestamp.cast("timestamp").max().execute()
-    return None if newest is None or pd.isna(newest) else _utc(pd.Timestamp(newest).to_pydatetime())
+    return None if newest is None or pd.isna(newest) else utc(pd.Timestamp(newest).to_pydatetime())
 
 
 def _entities_between(view: FeatureView, start: datetime, end: datetime) -> int:

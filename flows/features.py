@@ -7,16 +7,18 @@ from prefect.cache_policies import NO_CACHE
 
 from feature_tables.build import build_feature_tables
 from infra.lake import Lake
+from infra.runtime import quiet_user_errors
 from infra.settings import get_settings
 
 
-@task(retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE)
 def compute_and_write(snapshot: str | None) -> dict[str, int]:
-    """Build every feature view from the snapshot and write one Parquet object per view."""
+    """Build every feature view from the snapshot and write it to the lake (which retries)."""
     return build_feature_tables(Lake.from_settings(get_settings()), snapshot)
 
 
 @flow(name="features")
 def features(snapshot: str | None = None) -> dict[str, int]:
     """Feature tables of `snapshot` (the latest validated one by default); rows per view."""
+    quiet_user_errors()
     return compute_and_write(snapshot)

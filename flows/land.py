@@ -7,24 +7,32 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.retries import TRANSIENT_RETRIES, TRANSIENT_RETRY_DELAY_S, transient_only
+from infra.clock import today
 from infra.lake import Lake
+from infra.runtime import quiet_user_errors
 from infra.settings import get_settings
 from ingestion import landing
 from ingestion.source_data import SourceData
-from ingestion.sources import load_source
+from ingestion.sources import check_source, load_source
 
 
 # NO_CACHE: the inputs/outputs are whole tables; hashing them for a cache key would cost more
-# than reading the source again.
-@task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+# than reading the source again. Retried only on an outage (a download that was cut, say).
+@task(
+    retries=TRANSIENT_RETRIES,
+    retry_delay_seconds=TRANSIENT_RETRY_DELAY_S,
+    retry_condition_fn=transient_only,
+    cache_policy=NO_CACHE,
+)
 def read_source(source: str, opportunities: int | None, seed: int) -> SourceData:
     """Read the four tables (synthetic, Kaggle or a CSV folder)."""
     return load_source(source, opportunities=opportunities, seed=seed)
 
 
-@task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE)
 def publish_snapshot(data: SourceData, snapshot: str) -> dict[str, Any]:
-    """Publish the tables under one manifest; the lake retries S3 calls itself, this retries all."""
+    """Publish the tables under one manifest (the lake retries its own calls)."""
     lake = Lake.from_settings(get_settings())
     result = landing.land(lake, data, snapshot, code_version=landing.code_version())
     return result.summary()
@@ -38,6 +46,8 @@ def land(
     seed: int = 42,
 ) -> dict[str, Any]:
     """Land `source` as raw snapshot `snapshot` (today, UTC, by default)."""
-    snapshot = landing.check_snapshot(snapshot or landing.today())
+    quiet_user_errors()
+    snapshot = landing.check_snapshot(snapshot or today())
+    check_source(source, opportunities)
     data = read_source(source, opportunities, seed)
     return publish_snapshot(data, snapshot)

@@ -1,8 +1,9 @@
 """Prefect flow `crm-pipeline`: land → validate (gate) → features → materialise → train/promote.
 
-Each step is the stage's own flow run as a subflow, with retries and a timeout; the validation
-gate stops the run before anything downstream touches a bad snapshot. The run ends with a
-summary published as a Prefect markdown artifact.
+Each step is the stage's own flow run as a subflow with a timeout (retries live inside the steps:
+the lake retries its own calls and tasks retry only transient errors, see flows/retries.py); the
+validation gate stops the run before anything downstream touches a bad snapshot. The run ends
+with a summary published as a Prefect markdown artifact.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from flows.land import land
 from flows.materialize import materialize_flow
 from flows.train import train
 from flows.validate import validate
+from infra.runtime import quiet_user_errors
 
 
 @flow(name="crm-pipeline")
@@ -26,9 +28,13 @@ def pipeline(
     snapshot: str | None = None,
     opportunities: int | None = None,
     seed: int = 42,
-    threshold: float = 0.9,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
-    """The whole path for one snapshot; returns (and publishes) the run summary."""
+    """The whole path for one snapshot; returns (and publishes) the run summary.
+
+    `threshold`: the minimum quality score (default: the `CRM_QUALITY_THRESHOLD` setting).
+    """
+    quiet_user_errors()
     logger = get_run_logger()
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -42,7 +48,7 @@ def pipeline(
 
     landed = step(
         "land",
-        lambda: land.with_options(retries=1, timeout_seconds=900)(
+        lambda: land.with_options(timeout_seconds=900)(
             source=source, snapshot=snapshot, opportunities=opportunities, seed=seed
         ),
     )
@@ -53,10 +59,10 @@ def pipeline(
     )
     feature_rows = step(
         "features",
-        lambda: features.with_options(retries=1, timeout_seconds=1800)(snapshot=snapshot),
+        lambda: features.with_options(timeout_seconds=1800)(snapshot=snapshot),
     )
     materialized = step(
-        "materialize", lambda: materialize_flow.with_options(retries=1, timeout_seconds=1800)()
+        "materialize", lambda: materialize_flow.with_options(timeout_seconds=1800)()
     )
     trained = step("train", lambda: train.with_options(timeout_seconds=3600)(snapshot=snapshot))
     summary = {

@@ -17,7 +17,6 @@ import contextlib
 import io
 import json
 import os
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -28,6 +27,13 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    retry_if_not_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from infra.errors import CRMError
 from infra.settings import Settings
@@ -40,6 +46,13 @@ S3_CHECKSUM_ENV = {
     "AWS_REQUEST_CHECKSUM_CALCULATION": "WHEN_REQUIRED",
     "AWS_RESPONSE_CHECKSUM_VALIDATION": "WHEN_REQUIRED",
 }
+
+
+# Retry budget of one object-store call: ATTEMPTS tries in all (backoff 0.5, 1, 2 s between
+# them, about 3.5 s), in this layer only. The S3 client does not retry by itself and no Prefect
+# task or flow retries a LakeError, so a PUT is attempted at most ATTEMPTS times in total.
+ATTEMPTS = 4
+BACKOFF_S = 0.5
 
 
 class LakeError(CRMError):
@@ -75,14 +88,14 @@ class Lake:
         root: str,
         uri_prefix: str,
         *,
-        retries: int = 4,
-        backoff_s: float = 0.5,
+        attempts: int = ATTEMPTS,
+        backoff_s: float = BACKOFF_S,
         where: str = "",
     ) -> None:
         self.fs = fs
         self.root = root.rstrip("/")
         self.uri_prefix = uri_prefix.rstrip("/")
-        self.retries = retries
+        self.attempts = attempts
         self.backoff_s = backoff_s
         self.where = where or uri_prefix
 
@@ -121,7 +134,7 @@ class Lake:
                 return bytes(stream.read())
 
         try:
-            return self._retry(f"read {key}", read, retry_missing=False)
+            return self._retry(f"read {key}", read)
         except FileNotFoundError as exc:
             raise LakeError(f"No object {self.uri(key)}: was it landed or published?") from exc
 
@@ -249,24 +262,28 @@ class Lake:
         with contextlib.suppress(FileNotFoundError):
             self.fs.delete_file(self.path(key))
 
-    def _retry(self, what: str, op: Callable[[], T], *, retry_missing: bool = False) -> T:
-        delay = self.backoff_s
-        for attempt in range(1, self.retries + 1):
-            try:
-                return op()
-            except FileNotFoundError:
-                if not retry_missing:
-                    raise
-                error: Exception = FileNotFoundError(what)
-            except OSError as exc:
-                error = exc
-            if attempt < self.retries:
-                time.sleep(delay)
-                delay *= 2
-        raise LakeError(
-            f"Could not {what} in {self.where} after {self.retries} attempts: {error}. "
-            "Is the object store running and reachable? (`crm stack status`)"
-        ) from error
+    def _retry(self, what: str, op: Callable[[], T]) -> T:
+        """Run one object-store call with the lake's retry budget (the only layer that retries).
+
+        An I/O error (a connection refused or reset, a 5xx) is tried again `attempts` times in
+        all with exponential backoff; a missing object is an answer, not an outage, and is
+        raised at once. The budget is exhausted into a `LakeError`, which no task retries.
+        """
+        retrying = Retrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=self.backoff_s, max=8),
+            retry=retry_if_exception_type(OSError) & retry_if_not_exception_type(FileNotFoundError),
+            reraise=True,
+        )
+        try:
+            return retrying(op)
+        except FileNotFoundError:
+            raise
+        except OSError as error:
+            raise LakeError(
+                f"Could not {what} in {self.where} after {self.attempts} attempts: {error}. "
+                "Is the object store running and reachable? (`crm stack status`)"
+            ) from error
 
 
 def s3_filesystem(settings: Settings) -> pafs.S3FileSystem:
@@ -279,7 +296,8 @@ def s3_filesystem(settings: Settings) -> pafs.S3FileSystem:
         region=settings.s3_region,
         connect_timeout=5,
         request_timeout=30,
-        retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=3),
+        # No retries in the SDK: the lake's own budget (Lake._retry) is the only retry layer.
+        retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=1),
     )
 
 

@@ -7,9 +7,14 @@ the settings object.
 
 from __future__ import annotations
 
+import logging
 import os
 
+from infra.errors import CRMError
 from infra.settings import Profile, Settings
+
+# The loggers Prefect reports task and flow run failures on.
+PREFECT_RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs")
 
 
 def prepare_process(settings: Settings) -> None:
@@ -27,3 +32,39 @@ def prepare_process(settings: Settings) -> None:
         # on a busy 2-core machine.
         os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+class _UserErrorFilter(logging.Filter):
+    """Keeps a `CRMError`'s traceback out of the run logs: its message already says what to do.
+
+    With `drop_errors` (the `crm` CLI) the error records are dropped altogether: the CLI prints
+    the error that ended the run once, itself. Warnings (a retry, say) still show.
+    """
+
+    def __init__(self, drop_errors: bool) -> None:
+        super().__init__()
+        self.drop_errors = drop_errors
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.drop_errors and record.levelno >= logging.ERROR:
+            return False
+        if record.exc_info and isinstance(record.exc_info[1], CRMError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def quiet_user_errors(*, cli: bool = False) -> None:
+    """Install the filter on Prefect's run loggers.
+
+    Flows call it with `cli=False` (a worker's logs keep the one-line error); the `crm` CLI
+    calls it first with `cli=True`, and a flow's later call leaves the CLI's filter in place.
+    """
+    for name in PREFECT_RUN_LOGGERS:
+        logger = logging.getLogger(name)
+        existing = [f for f in logger.filters if isinstance(f, _UserErrorFilter)]
+        if existing and not cli:
+            continue
+        for old in existing:
+            logger.removeFilter(old)
+        logger.addFilter(_UserErrorFilter(drop_errors=cli))

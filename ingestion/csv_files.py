@@ -29,14 +29,20 @@ DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 
 
 # --- CSV folders --------------------------------------------------------------------------------
-def read_csv_folder(path: Path) -> SourceData:
-    """The four tables from a folder of the Kaggle CSV files (`data_dictionary.csv` is ignored)."""
+def check_csv_folder(path: Path) -> Path:
+    """`path` resolved, if it is a folder; a `SourceError` saying what to pass otherwise."""
     path = Path(path).resolve()
     if not path.is_dir():
         raise SourceError(
             f"{path} is not a folder: pass `--source dir:PATH` with the folder that holds "
             f"{', '.join(CSV_FILES.values())}."
         )
+    return path
+
+
+def read_csv_folder(path: Path) -> SourceData:
+    """The four tables from a folder of the Kaggle CSV files (`data_dictionary.csv` is ignored)."""
+    path = check_csv_folder(path)
     tables: dict[str, pa.Table] = {}
     checksums: dict[str, str] = {}
     for name in TABLES:

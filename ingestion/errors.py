@@ -15,3 +15,9 @@ class SourceError(CRMError):
 
 class LandingError(SourceError):
     """A snapshot could not be landed or read back from the lake."""
+
+
+class SourceUnavailable(SourceError):
+    """A remote source could not be reached (a download cut short): worth trying again."""
+
+    transient = True

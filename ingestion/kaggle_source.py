@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ingestion.csv_files import read_csv_folder
-from ingestion.errors import SourceError
+from ingestion.errors import SourceError, SourceUnavailable
 from ingestion.source_data import SourceData
 from ingestion.tables import CSV_FILES, SALES_PIPELINE
 
@@ -56,6 +56,12 @@ def kaggle_credentials(
     return None
 
 
+def check_credentials() -> None:
+    """A `SourceError` saying where to put them unless Kaggle credentials are configured."""
+    if kaggle_credentials() is None:
+        raise SourceError(f"No Kaggle credentials found: {WAYS_OUT}.")
+
+
 def load_kaggle(
     *,
     dataset: str = DATASET,
@@ -64,8 +70,7 @@ def load_kaggle(
 ) -> SourceData:
     """Download the dataset into a temporary folder and read it like `dir:PATH`."""
     if download is None:
-        if kaggle_credentials() is None:
-            raise SourceError(f"No Kaggle credentials found: {WAYS_OUT}.")
+        check_credentials()
         download = kaggle_download
     with tempfile.TemporaryDirectory(prefix="crm-kaggle-", dir=workdir) as tmp:
         dest = Path(tmp)
@@ -74,7 +79,7 @@ def load_kaggle(
         except SourceError:
             raise
         except (Exception, SystemExit) as exc:  # the client raises many types, or exits
-            raise SourceError(
+            raise SourceUnavailable(
                 f"Could not download Kaggle dataset {dataset}: {type(exc).__name__}: {exc}. "
                 f"Check the network and credentials: {WAYS_OUT}."
             ) from exc

@@ -66,10 +66,6 @@ def check_snapshot(snapshot: str) -> str:
     )
 
 
-def today() -> str:
-    return datetime.now(UTC).date().isoformat()
-
-
 def code_version() -> str:
     """Short git commit of the working tree, else the installed package version."""
     try:

@@ -11,28 +11,40 @@ from __future__ import annotations
 from pathlib import Path
 
 from ingestion import kaggle_source, synthetic
-from ingestion.csv_files import read_csv_folder
+from ingestion.csv_files import check_csv_folder, read_csv_folder
 from ingestion.errors import SourceError
 from ingestion.source_data import SourceData
 
 SOURCES_HELP = "`synthetic`, `kaggle` or `dir:PATH` (a folder with the four CSV files)"
 
 
-def load_source(spec: str, *, opportunities: int | None = None, seed: int = 42) -> SourceData:
-    """Read the source named by `spec`: `synthetic`, `kaggle` or `dir:PATH`."""
+def check_source(spec: str, opportunities: int | None = None) -> None:
+    """Refuse a source that cannot work before anything starts: an unknown name, a folder that
+    is not there, Kaggle without credentials, `--opportunities` where it does not apply."""
     spec = spec.strip()
     if spec == "synthetic":
-        if opportunities is None:
-            return synthetic.generate(seed=seed)
-        if opportunities < 1:
+        if opportunities is not None and opportunities < 1:
             raise SourceError(f"--opportunities must be at least 1, got {opportunities}.")
-        return synthetic.generate(opportunities, seed)
+        return
     if opportunities is not None:
         raise SourceError(
             f"--opportunities only applies to `--source synthetic`, not to {spec!r}: drop it."
         )
     if spec == "kaggle":
-        return kaggle_source.load_kaggle()
+        kaggle_source.check_credentials()
+        return
     if spec.startswith("dir:") and spec[4:].strip():
-        return read_csv_folder(Path(spec[4:].strip()).expanduser())
+        check_csv_folder(Path(spec[4:].strip()).expanduser())
+        return
     raise SourceError(f"Unknown source {spec!r}: use {SOURCES_HELP}.")
+
+
+def load_source(spec: str, *, opportunities: int | None = None, seed: int = 42) -> SourceData:
+    """Read the source named by `spec`: `synthetic`, `kaggle` or `dir:PATH`."""
+    check_source(spec, opportunities)
+    spec = spec.strip()
+    if spec == "synthetic":
+        return synthetic.generate(opportunities or synthetic.DEFAULT_OPPORTUNITIES, seed)
+    if spec == "kaggle":
+        return kaggle_source.load_kaggle()
+    return read_csv_folder(Path(spec[4:].strip()).expanduser())

@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
+from infra.clock import utc
 from training.features import FeatureSpec
 
 NAN = float("nan")
 SECONDS_PER_DAY = 86_400
 PRICE_TIER_EDGES = (1_000, 10_000)  # USD, as in feature_repo/on_demand.py
-
-
-def utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def days_open(engage_date: datetime | None, request_timestamp: datetime) -> int:

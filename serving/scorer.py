@@ -18,14 +18,20 @@ import numpy as np
 import xgboost as xgb
 from pydantic import ValidationError, create_model
 
+from feature_repo.entities import DEAL_KEYS, OPPORTUNITY_ID
+from feature_repo.feature_services import FULL_NAME_SEP, SCORING_SERVICE, full_name
+from feature_repo.features.opportunity import opportunity_fv
+from feature_repo.features.product import product_profile_fv
+from feature_repo.on_demand import opportunity_request_features
+from infra.clock import utc
 from infra.settings import Settings
+from ingestion.tables import STAGES_CLOSED
 from serving.encoding import (
     Encoder,
     days_open,
     engage_month,
     engage_quarter_end,
     list_price_tier,
-    utc,
 )
 from serving.errors import (
     InvalidFeatures,
@@ -44,13 +50,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bentoml.crm_serving")
 
-FEATURE_SERVICE = "opportunity_scoring_v1"
-OPPORTUNITY_VIEW = "opportunity"
-REQUEST_VIEW = "opportunity_request_features"
-PRICE_VIEW, PRICE_FEATURE = "product_profile", "sales_price"
-CLOSED_STAGES = frozenset({"Won", "Lost"})
+OPPORTUNITY_VIEW = opportunity_fv.name
+REQUEST_VIEW = opportunity_request_features.name
+PRICE_VIEW, PRICE_FEATURE = product_profile_fv.name, "sales_price"
+CLOSED_STAGES = frozenset(STAGES_CLOSED)
 # The deal's join keys for the feature service's views (sector: of product_sector_daily_stats).
-DEAL_KEYS = ("sales_agent", "account", "product", "sector")
 OPPORTUNITY_FEATURES = [*DEAL_KEYS, "engage_date", "deal_stage"]
 # Request-time features computed here, exactly as the on-demand view computes them.
 REQUEST_FEATURES = ("days_open", "list_price_tier", "engage_month", "engage_quarter_end")
@@ -58,7 +62,6 @@ STATIC_CACHE_SECONDS = 60.0
 # Daily stats change once per materialisation (daily): a few seconds of cache is invisible, and
 # saves a round trip per request. The opportunity row is always read (stage, outage -> 503).
 DAILY_CACHE_SECONDS = 5.0
-SEP = "__"  # Feast's full feature names: <view>__<feature>
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,7 @@ class ScoringEngine:
         self.calibrator = loaded.model.calibrator
         self.online = OnlineReader(store)
         self.opportunity = ViewReader(
-            store.get_feature_view(OPPORTUNITY_VIEW), "opportunity_id", OPPORTUNITY_FEATURES
+            store.get_feature_view(OPPORTUNITY_VIEW), OPPORTUNITY_ID, OPPORTUNITY_FEATURES
         )
         self.views = self._view_readers(store, static_cache_seconds, daily_cache_seconds)
         self._feature_model = self._what_if_model()
@@ -135,14 +138,14 @@ class ScoringEngine:
         self, store: FeatureStore, static_seconds: float, daily_seconds: float
     ) -> list[ViewReader]:
         """One reader per stored view the model uses, checked against the feature service."""
-        service = store.get_feature_service(FEATURE_SERVICE)
+        service = store.get_feature_service(SCORING_SERVICE)
         served = {p.name: {f.name for f in p.features} for p in service.feature_view_projections}
         wanted: dict[str, list[str]] = {}
         for column in self.spec.columns:
-            view, _, feature = column.partition(SEP)
+            view, _, feature = column.partition(FULL_NAME_SEP)
             if view not in served or feature not in served[view]:
                 raise ModelMismatch(
-                    f"The champion uses {column}, which feature service {FEATURE_SERVICE} does "
+                    f"The champion uses {column}, which feature service {SCORING_SERVICE} does "
                     "not serve: retrain on the current feature service (`crm train`)."
                 )
             if view == REQUEST_VIEW:
@@ -161,7 +164,7 @@ class ScoringEngine:
             if not join_keys or unknown:
                 raise ModelMismatch(
                     f"View {view_name} has join keys {list(join_keys)}; serving knows the deal's "
-                    f"{', '.join(DEAL_KEYS)}: add the new key to serving.scorer.DEAL_KEYS."
+                    f"{', '.join(DEAL_KEYS)}: add the new key to feature_repo.entities.DEAL_KEYS."
                 )
             static = feature_view.tags.get("grain") == "static"
             seconds = static_seconds if static else daily_seconds
@@ -226,7 +229,7 @@ class ScoringEngine:
         """What-if: explicit feature values, validated by name, type and category level."""
         values = self.validate_features(features)
         if list_price is None:
-            list_price = values.get(f"{PRICE_VIEW}{SEP}{PRICE_FEATURE}")
+            list_price = values.get(full_name(PRICE_VIEW, PRICE_FEATURE))
         probability, base, contributions = self._score_rows([values], [top_k])[0]
         return self._result(None, probability, base, contributions, list_price, None) | {
             "feature_timestamps": {}
@@ -289,16 +292,16 @@ class ScoringEngine:
             event_ts, values = row if row is not None else (None, {})
             timestamps[reader.name] = event_ts
             for feature in reader.features:
-                features[f"{reader.name}{SEP}{feature}"] = values.get(feature)
+                features[full_name(reader.name, feature)] = values.get(feature)
             if event_ts is not None and not reader.static:
                 newest_daily = event_ts if newest_daily is None else max(newest_daily, event_ts)
-        price = features.get(f"{PRICE_VIEW}{SEP}{PRICE_FEATURE}")
+        price = features.get(full_name(PRICE_VIEW, PRICE_FEATURE))
         request_ts = utc(as_of) if as_of is not None else default_as_of(newest_daily)
-        features[f"{REQUEST_VIEW}{SEP}days_open"] = days_open(deal.engage_date, request_ts)
-        features[f"{REQUEST_VIEW}{SEP}list_price_tier"] = list_price_tier(price)
+        features[full_name(REQUEST_VIEW, "days_open")] = days_open(deal.engage_date, request_ts)
+        features[full_name(REQUEST_VIEW, "list_price_tier")] = list_price_tier(price)
         month = engage_month(deal.engage_date)
-        features[f"{REQUEST_VIEW}{SEP}engage_month"] = month
-        features[f"{REQUEST_VIEW}{SEP}engage_quarter_end"] = engage_quarter_end(month)
+        features[full_name(REQUEST_VIEW, "engage_month")] = month
+        features[full_name(REQUEST_VIEW, "engage_quarter_end")] = engage_quarter_end(month)
         return Collected(deal.opportunity_id, features, timestamps, price, request_ts)
 
     def _score_rows(

@@ -7,12 +7,13 @@ Missing inputs raise `NoData`/`ServiceDown` with the command that produces them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from infra.clock import utc
 from infra.lake import Lake, LakeError
 from infra.layout import feature_key, quarantine_key
 from ingestion.tables import ACCOUNTS, PRODUCTS, SALES_PIPELINE, SALES_TEAMS, STAGES_OPEN, TABLES
@@ -233,8 +234,8 @@ def freshness(lake: Lake, store: FeatureStore) -> pd.DataFrame:
     for view in store.list_feature_views():
         key = feature_key(view.name)
         table = lake.read_parquet(key).to_pandas() if lake.exists(key) else None
-        newest = _utc(table[TIMESTAMP].max()) if table is not None and len(table) else None
-        loaded = max((_utc(end) for _, end in view.materialization_intervals), default=None)
+        newest = utc(table[TIMESTAMP].max()) if table is not None and len(table) else None
+        loaded = max((utc(end) for _, end in view.materialization_intervals), default=None)
         lag = newest - loaded if newest is not None and loaded is not None else None
         rows.append(
             {
@@ -261,12 +262,6 @@ def _lag_text(lag: timedelta | None, loaded: datetime | None) -> str:
     if lag is None or lag <= timedelta(0):
         return "up to date"
     return f"behind by {lag}: run `make materialize`"
-
-
-def _utc(value: Any) -> datetime:
-    stamp = pd.Timestamp(value)
-    stamp = stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
-    return stamp.to_pydatetime()
 
 
 def feature_table(lake: Lake, view: str) -> pd.DataFrame:
@@ -312,13 +307,13 @@ def point_in_time(
     """One entity's features as Feast's point-in-time join serves them at `at`, with the
     event time of the offline row they came from (newest row at or before `at`, within TTL)."""
     feature_view = store.get_feature_view(view)
-    entity_df = pd.DataFrame({join_key: [key], TIMESTAMP: [pd.Timestamp(_utc(at))]})
+    entity_df = pd.DataFrame({join_key: [key], TIMESTAMP: [pd.Timestamp(utc(at))]})
     refs = [f"{view}:{f.name}" for f in feature_view.features]
     served = store.get_historical_features(entity_df=entity_df, features=refs).to_df()
     offline = feature_table(lake, view)
     rows = offline[(offline[join_key].astype(str) == key)]
-    rows = rows[pd.to_datetime(rows[TIMESTAMP], utc=True) <= pd.Timestamp(_utc(at))]
-    source_ts = _utc(rows[TIMESTAMP].max()) if len(rows) else None
+    rows = rows[pd.to_datetime(rows[TIMESTAMP], utc=True) <= pd.Timestamp(utc(at))]
+    source_ts = utc(rows[TIMESTAMP].max()) if len(rows) else None
     values = served.iloc[0] if len(served) else pd.Series(dtype=object)
     return pd.DataFrame(
         {

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from feature_repo.feature_services import FULL_NAME_SEP
 from infra.settings import Settings
 from serving.explorer.errors import ExplorerError, NoData, ServiceDown
 
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 
 BATCH_SIZE = 500  # ids per /score_batch call (the API accepts up to 1,000)
 ALL_CONTRIBUTIONS = 100  # top_k large enough to get every model feature back
-SEP = "__"  # Feast full feature names: <view>__<feature>
 START_HINT = (
     "start it with `make serve` (it loads the `champion` model and the online store: run "
     "`make pipeline` first if nothing is trained yet)"
@@ -137,7 +137,7 @@ def shown_value(value: Any) -> str:
 
 def view_of(feature: str) -> str:
     """The feature view a model feature comes from (`<view>__<feature>`)."""
-    return feature.split(SEP, 1)[0] if SEP in feature else ""
+    return feature.split(FULL_NAME_SEP, 1)[0] if FULL_NAME_SEP in feature else ""
 
 
 def contributions_frame(score: Any) -> pd.DataFrame:
@@ -186,7 +186,7 @@ def knobs(score: Any, limit: int = 6) -> list[Knob]:
 
 
 def knob(feature: str, value: float) -> Knob:
-    name = feature.rsplit(SEP, 1)[-1]
+    name = feature.rsplit(FULL_NAME_SEP, 1)[-1]
     if "rate" in name:
         return Knob(feature, min(max(value, 0.0), 1.0), 0.0, 1.0, 0.01)
     if "year" in name:

@@ -10,6 +10,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from infra.errors import CRMError
 from infra.lake import Lake
 from infra.settings import Settings, get_settings
 from serving.explorer.errors import ExplorerError, NoData, ServiceDown
@@ -52,13 +53,6 @@ def feature_store() -> FeatureStore:
         ) from exc
 
 
-def user_errors() -> tuple[type[Exception], ...]:
-    """Errors whose messages are written for users: ours and the pipeline stages'."""
-    from infra.runtime import user_errors as stage_errors
-
-    return (ExplorerError, *stage_errors())
-
-
 @contextmanager
 def explained(what: str) -> Iterator[None]:
     """Show a user-facing error as a message instead of a traceback, then carry on."""
@@ -68,7 +62,7 @@ def explained(what: str) -> Iterator[None]:
         st.error(f"**{what}: service not available.** {exc}", icon=":material/power_off:")
     except NoData as exc:
         st.info(f"**{what}: nothing to show yet.** {exc}", icon=":material/info:")
-    except user_errors() as exc:
+    except CRMError as exc:
         st.warning(f"**{what} failed.** {exc}", icon=":material/warning:")
 
 

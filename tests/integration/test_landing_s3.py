@@ -47,7 +47,7 @@ def test_s3_dying_mid_landing_leaves_no_visible_partial_snapshot(
 ) -> None:
     stack, settings = own_s3
     lake = Lake.from_settings(settings)
-    lake.retries, lake.backoff_s = 2, 0.2
+    lake.attempts, lake.backoff_s = 2, 0.2
     data = generate(opportunities=2_000, seed=3)
     landing.land(lake, data, "2017-06-30", code_version="test")
     before = landing.read_snapshot(lake, "2017-06-30")

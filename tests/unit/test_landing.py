@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from infra import clock
 from infra.lake import Lake
 from infra.layout import ground_truth_key, raw_key, raw_manifest_key
 from infra.settings import Settings, get_settings
@@ -141,7 +142,7 @@ def test_snapshot_must_be_a_date(bad: str, lake: Lake, data: SourceData) -> None
 
 def test_snapshot_check_accepts_dates() -> None:
     assert check_snapshot("2017-12-31") == "2017-12-31"
-    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", landing.today())
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", clock.today())
 
 
 def test_tables_with_another_schema_are_refused(lake: Lake, data: SourceData) -> None:

@@ -16,13 +16,14 @@ import pytest
 import xgboost as xgb
 from feast import FeatureStore
 
+from feature_repo.feature_services import SCORING_SERVICE
 from feature_tables.compute import compute_feature_tables, write_feature_tables
 from feature_tables.store import apply, feature_store, materialize, online_entity_rows
 from infra.lake import Lake
 from infra.settings import Settings
 from serving.errors import InvalidFeatures, OpportunityClosed, OpportunityNotFound
 from serving.online import entity_key
-from serving.scorer import FEATURE_SERVICE, REQUEST_FEATURES, LoadedModel, ScoringEngine
+from serving.scorer import REQUEST_FEATURES, LoadedModel, ScoringEngine
 from tests.conftest import local_profile_env
 from tests.unit.feature_reference import random_tables
 from training.features import FeatureSpec, feature_columns
@@ -81,7 +82,7 @@ def _service_frame(
         | {"engage_date": opp["engage_date"][n], "request_timestamp": request[n]}
         for n in range(len(opportunity_ids))
     ]
-    service = store.get_feature_service(FEATURE_SERVICE)
+    service = store.get_feature_service(SCORING_SERVICE)
     return store.get_online_features(
         features=service, entity_rows=online_entity_rows(rows), full_feature_names=True
     ).to_df()
