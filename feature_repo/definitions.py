@@ -14,25 +14,14 @@ from feast import FeatureView, FileSource
 
 from feature_repo.data_sources import lake_source
 from feature_repo.entities import ENTITIES
-from feature_repo.feature_services import opportunity_scoring_v1
-from feature_repo.features.account import account_daily_stats_fv, account_profile_fv
+from feature_repo.feature_services import SCORING_VIEWS, opportunity_scoring_v1
 from feature_repo.features.opportunity import opportunity_fv
-from feature_repo.features.product import product_daily_stats_fv, product_profile_fv
-from feature_repo.features.product_sector import product_sector_daily_stats_fv
-from feature_repo.features.sales_agent import sales_agent_daily_stats_fv, sales_agent_profile_fv
 from feature_repo.on_demand import opportunity_request_features
 from infra.lake import Lake
 
-FEATURE_VIEWS: tuple[FeatureView, ...] = (
-    sales_agent_daily_stats_fv,
-    account_daily_stats_fv,
-    product_daily_stats_fv,
-    product_sector_daily_stats_fv,
-    sales_agent_profile_fv,
-    account_profile_fv,
-    product_profile_fv,
-    opportunity_fv,
-)
+# Every view: those the scoring service serves, and the opportunity view (its stage would leak
+# the outcome, so no service serves it; the scorer reads it for the deal's keys and stage).
+FEATURE_VIEWS: tuple[FeatureView, ...] = (*SCORING_VIEWS, opportunity_fv)
 VIEW_NAMES: tuple[str, ...] = tuple(view.name for view in FEATURE_VIEWS)
 
 

@@ -1,6 +1,6 @@
 """What each use case asks Feast for, by name (never a hand-kept field list)."""
 
-from feast import FeatureService
+from feast import FeatureService, FeatureView
 
 from feature_repo.features.account import account_daily_stats_fv, account_profile_fv
 from feature_repo.features.product import product_daily_stats_fv, product_profile_fv
@@ -22,18 +22,18 @@ def full_name(view: str, feature: str) -> str:
 # scoring time, plus the request-time features. Entity rows need `sector` (the account's, from
 # the opportunity view) besides the agent, account and product. Not the opportunity view: its
 # stage would leak the outcome.
+SCORING_VIEWS: tuple[FeatureView, ...] = (
+    sales_agent_daily_stats_fv,
+    account_daily_stats_fv,
+    product_daily_stats_fv,
+    product_sector_daily_stats_fv,
+    sales_agent_profile_fv,
+    account_profile_fv,
+    product_profile_fv,
+)
 opportunity_scoring_v1 = FeatureService(
     name=SCORING_SERVICE,
-    features=[
-        sales_agent_daily_stats_fv,
-        account_daily_stats_fv,
-        product_daily_stats_fv,
-        product_sector_daily_stats_fv,
-        sales_agent_profile_fv,
-        account_profile_fv,
-        product_profile_fv,
-        opportunity_request_features,
-    ],
+    features=[*SCORING_VIEWS, opportunity_request_features],
     description="Features a win-probability model uses to score an open opportunity.",
     owner="crm-feature-platform",
     tags={"use_case": "opportunity_scoring", "version": "1"},

@@ -11,7 +11,7 @@ from infra.lake import Lake
 from infra.settings import get_settings
 from ingestion.landing import list_snapshots
 from validation.errors import SnapshotNotLandedError
-from validation.gate import DEFAULT_THRESHOLD, ensure_valid
+from validation.gate import ensure_valid
 from validation.result import ValidationResult
 from validation.run import validate_snapshot
 
@@ -25,17 +25,23 @@ def latest_landed_snapshot(lake: Lake) -> str:
 
 
 @task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
-def run_validation(snapshot: str | None, threshold: float) -> ValidationResult:
+def run_validation(snapshot: str | None, threshold: float | None) -> ValidationResult:
     """Validate the snapshot; writes quarantine and report, publishes validated/ if it passes."""
-    lake = Lake.from_settings(get_settings())
-    return validate_snapshot(lake, snapshot or latest_landed_snapshot(lake), threshold=threshold)
+    settings = get_settings()
+    lake = Lake.from_settings(settings)
+    return validate_snapshot(
+        lake,
+        snapshot or latest_landed_snapshot(lake),
+        threshold=settings.quality_threshold if threshold is None else threshold,
+    )
 
 
 @flow(name="validate")
-def validate(snapshot: str | None = None, threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
+def validate(snapshot: str | None = None, threshold: float | None = None) -> dict[str, Any]:
     """Validate `snapshot` (the latest landed one by default) and stop the run if it fails.
 
-    `threshold` is the minimum quality score; deployments set it from `CRM_QUALITY_THRESHOLD`.
+    `threshold` is the minimum quality score; None means the settings' `quality_threshold`
+    (`CRM_QUALITY_THRESHOLD`, or `.env`), read when the flow runs.
     """
     result = run_validation(snapshot, threshold)
     ensure_valid(result)

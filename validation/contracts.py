@@ -1,7 +1,9 @@
 """pandera data contracts for the four tables: types, ranges, allowed values, unique ids.
 
-Each column check carries a rule id (`<table>.<column>.<rule>`); `check_contract` runs a schema
-lazily and turns pandera's failure cases into findings whose `rows` are the offending positions.
+Each column check carries a rule id (`<table>.<column>.<rule>`) and a category; `check_contract`
+runs a schema lazily and turns pandera's failure cases into findings whose `rows` are the
+offending positions. pandera's own checks map to MISSING (`not_null`), DUPLICATE (`unique`) and
+SCHEMA (`dtype`, `missing_column`).
 Conditional rules (an open deal may lack an account, a Prospecting deal has no engage_date) are
 not expressible per column and live in `validation.rules`; here those columns are nullable.
 """
@@ -15,7 +17,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from ingestion.tables import ACCOUNTS, DEAL_STAGES, PRODUCTS, SALES_PIPELINE, SALES_TEAMS
-from validation.findings import MAX_EXAMPLES, Finding, Severity, jsonable
+from validation.findings import MAX_EXAMPLES, Category, Finding, Severity, jsonable
 
 REGIONAL_OFFICES = ("Central", "East", "West")
 PRODUCT_SERIES = ("GTX", "MG", "GTK")
@@ -27,6 +29,7 @@ class ColumnRule:
     """One named check on one column; `name` becomes the rule id's last part."""
 
     name: str
+    category: Category
     check: pa.Check
     message: str
 
@@ -39,8 +42,9 @@ class ColumnContract:
     rules: tuple[ColumnRule, ...] = ()
 
 
-def _rule(name: str, check: pa.Check, message: str) -> ColumnRule:
-    return ColumnRule(name, check, message)
+def _value_rule(name: str, check: pa.Check, message: str) -> ColumnRule:
+    """A range or allowed-values check (every column check the contracts have so far)."""
+    return ColumnRule(name, Category.VALUE, check, message)
 
 
 CONTRACTS: dict[str, dict[str, ColumnContract]] = {
@@ -50,7 +54,7 @@ CONTRACTS: dict[str, dict[str, ColumnContract]] = {
         "year_established": ColumnContract(
             "Int64",
             rules=(
-                _rule(
+                _value_rule(
                     "plausible",
                     pa.Check.in_range(*YEAR_ESTABLISHED_RANGE),
                     f"year_established outside {YEAR_ESTABLISHED_RANGE}",
@@ -58,10 +62,10 @@ CONTRACTS: dict[str, dict[str, ColumnContract]] = {
             ),
         ),
         "revenue": ColumnContract(
-            float, rules=(_rule("non_negative", pa.Check.ge(0), "revenue is negative"),)
+            float, rules=(_value_rule("non_negative", pa.Check.ge(0), "revenue is negative"),)
         ),
         "employees": ColumnContract(
-            "Int64", rules=(_rule("non_negative", pa.Check.ge(0), "employees is negative"),)
+            "Int64", rules=(_value_rule("non_negative", pa.Check.ge(0), "employees is negative"),)
         ),
         "office_location": ColumnContract(str),
         "subsidiary_of": ColumnContract(str, nullable=True),
@@ -71,7 +75,7 @@ CONTRACTS: dict[str, dict[str, ColumnContract]] = {
         "series": ColumnContract(
             str,
             rules=(
-                _rule(
+                _value_rule(
                     "allowed",
                     pa.Check.isin(PRODUCT_SERIES),
                     f"series is not one of {', '.join(PRODUCT_SERIES)}",
@@ -79,7 +83,7 @@ CONTRACTS: dict[str, dict[str, ColumnContract]] = {
             ),
         ),
         "sales_price": ColumnContract(
-            "Int64", rules=(_rule("positive", pa.Check.gt(0), "sales_price is not > 0"),)
+            "Int64", rules=(_value_rule("positive", pa.Check.gt(0), "sales_price is not > 0"),)
         ),
     },
     SALES_TEAMS: {
@@ -88,7 +92,7 @@ CONTRACTS: dict[str, dict[str, ColumnContract]] = {
         "regional_office": ColumnContract(
             str,
             rules=(
-                _rule(
+                _value_rule(
                     "allowed",
                     pa.Check.isin(REGIONAL_OFFICES),
                     f"regional_office is not one of {', '.join(REGIONAL_OFFICES)}",
@@ -104,7 +108,7 @@ CONTRACTS: dict[str, dict[str, ColumnContract]] = {
         "deal_stage": ColumnContract(
             str,
             rules=(
-                _rule(
+                _value_rule(
                     "allowed",
                     pa.Check.isin(DEAL_STAGES),
                     f"deal_stage is not one of {', '.join(DEAL_STAGES)}",
@@ -116,15 +120,19 @@ CONTRACTS: dict[str, dict[str, ColumnContract]] = {
         "close_value": ColumnContract(
             "Int64",
             nullable=True,
-            rules=(_rule("non_negative", pa.Check.ge(0), "close_value is negative"),),
+            rules=(_value_rule("non_negative", pa.Check.ge(0), "close_value is negative"),),
         ),
     },
 }
 
-# pandera's own checks -> our rule name and message
+# pandera's own checks -> our rule name, category and message
 _BUILTIN = {
-    "not_nullable": ("not_null", "required value is empty"),
-    "field_uniqueness": ("unique", "id is not unique (every occurrence is quarantined)"),
+    "not_nullable": ("not_null", Category.MISSING, "required value is empty"),
+    "field_uniqueness": (
+        "unique",
+        Category.DUPLICATE,
+        "id is not unique (every occurrence is quarantined)",
+    ),
 }
 
 
@@ -163,7 +171,7 @@ def _findings(table: str, frame: pd.DataFrame, cases: pd.DataFrame) -> list[Find
         sort=True,
         dropna=False,
     ):
-        name, message = _describe(table, str(column), str(check), int(float(str(number))))
+        name, category, message = _describe(table, str(column), str(check), int(float(str(number))))
         positions = group["index"].dropna().astype(np.int64).unique()
         has_rows = len(positions) > 0
         examples: list = (
@@ -180,24 +188,28 @@ def _findings(table: str, frame: pd.DataFrame, cases: pd.DataFrame) -> list[Find
                 message=message,
                 examples=examples,
                 rows=positions if has_rows else None,
+                category=category,
+                column=str(column) or None,
             )
         )
     return findings
 
 
-def _describe(table: str, column: str, check: str, number: int) -> tuple[str, str]:
+def _describe(table: str, column: str, check: str, number: int) -> tuple[str, Category, str]:
+    """Rule name, category and message of one failed pandera check."""
     if check in _BUILTIN:
-        name, message = _BUILTIN[check]
-        return name, f"{table}.{column}: {message}"
+        name, category, message = _BUILTIN[check]
+        return name, category, f"{table}.{column}: {message}"
     if check.startswith("dtype("):
         expected = CONTRACTS[table][column].dtype if column in CONTRACTS[table] else "?"
-        return "dtype", f"{table}.{column}: values are not of type {expected}"
+        return "dtype", Category.SCHEMA, f"{table}.{column}: values are not of type {expected}"
     if check == "column_in_dataframe":
-        return "missing_column", f"{table} lacks a contract column"
+        return "missing_column", Category.SCHEMA, f"{table} lacks a contract column"
     rules = CONTRACTS[table][column].rules if column in CONTRACTS[table] else ()
     if 0 <= number < len(rules):
-        return rules[number].name, f"{table}.{column}: {rules[number].message}"
-    return check, f"{table}.{column}: failed {check}"
+        rule = rules[number]
+        return rule.name, rule.category, f"{table}.{column}: {rule.message}"
+    return check, Category.VALUE, f"{table}.{column}: failed {check}"
 
 
 def _examples(frame: pd.DataFrame, positions: np.ndarray, column: str) -> list:

@@ -1,16 +1,20 @@
 """The quality gate: which failures make a snapshot unusable, and the error that stops a flow.
 
-Blocking rules (any one fails the gate, whatever the score):
+Blocking rules (any one fails the gate, whatever the score); each is a finding of category GATE,
+which is what makes a finding blocking:
 
-- `gate.missing_table`     a table is absent or lacks contract columns.
+- `gate.missing_table`     a table is absent or lacks contract columns (found in `validation.run`).
 - `gate.empty_table`       a table has zero rows.
 - `gate.quarantine_rate`   more than `max_quarantine_rate` (5 %) of a table's rows quarantined.
-- `gate.unknown_stage_rate` more than `max_unknown_stage_rate` (1 %) of deals with an unknown stage.
+- `gate.unknown_stage_rate` more than `max_unknown_stage_rate` (1 %) of deals with an unknown
+                           stage: the counts of VALUE findings on sales_pipeline.deal_stage.
 - `gate.unresolved_reference_rate` more than `max_unresolved_rate` (1 %) of deals whose
-                           product, agent or account does not resolve.
+                           product, agent or account does not resolve: the counts of REFERENCE
+                           findings on sales_pipeline.
 - `gate.no_closed_deals`   the pipeline has no Won or no Lost deal left: nothing to learn from.
 
-The gate also fails when the quality score is below the threshold (default 0.9).
+The gate also fails when the quality score is below the threshold the caller passes (the flow's
+default is the settings' `quality_threshold`, `CRM_QUALITY_THRESHOLD`).
 """
 
 from __future__ import annotations
@@ -23,11 +27,8 @@ import pyarrow.compute as pc
 
 from ingestion.tables import SALES_PIPELINE, TABLES
 from validation.errors import ValidationGateError
-from validation.findings import Finding, Severity
+from validation.findings import Category, Finding, Severity, total
 from validation.result import ValidationResult
-from validation.score import REFERENCES
-
-DEFAULT_THRESHOLD = 0.9
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class GateLimits:
 
 
 def _blocking(rule_id: str, table: str, count: int, message: str, examples: list) -> Finding:
-    return Finding(rule_id, table, Severity.ERROR, count, message, examples, blocking=True)
+    return Finding(rule_id, table, Severity.ERROR, count, message, examples, category=Category.GATE)
 
 
 def gate_findings(
@@ -77,7 +78,7 @@ def gate_findings(
             )
     deals = row_counts[SALES_PIPELINE]["in"]
     if deals:
-        unknown_stage = _count(findings, "sales_pipeline.deal_stage.allowed")
+        unknown_stage = total(findings, Category.VALUE, table=SALES_PIPELINE, column="deal_stage")
         if unknown_stage / deals > limits.max_unknown_stage_rate:
             out.append(
                 _blocking(
@@ -89,7 +90,7 @@ def gate_findings(
                     [],
                 )
             )
-        unresolved = sum(_count(findings, rule) for rule in REFERENCES)
+        unresolved = total(findings, Category.REFERENCE, table=SALES_PIPELINE)
         if unresolved / deals > limits.max_unresolved_rate:
             out.append(
                 _blocking(
@@ -115,10 +116,6 @@ def gate_findings(
                 )
             )
     return out
-
-
-def _count(findings: list[Finding], rule_id: str) -> int:
-    return sum(f.count for f in findings if f.rule_id == rule_id)
 
 
 def gate_message(result: ValidationResult) -> str:

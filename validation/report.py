@@ -96,6 +96,7 @@ def render_html(report: dict[str, Any]) -> str:
     findings = "".join(
         f"<tr class='{e(f['severity'])}'><td>{e(f['rule_id'])}</td><td>{e(f['table'])}</td>"
         f"<td class='badge'>{e(f['severity'])}{' (blocking)' if f['blocking'] else ''}</td>"
+        f"<td>{e(f['category'])}</td>"
         f"<td>{f['count']}</td><td>{e(f['message'])}</td>"
         f"<td><pre>{e(json.dumps(f['examples'], indent=1, default=str))}</pre></td></tr>"
         for f in report["findings"]
@@ -122,8 +123,9 @@ findings: {e(by_severity)}</p>
 <table><tr><th>rate</th><th>value</th><th>weight</th></tr>{components}</table>
 <h2>Findings</h2>
 <p>Severities: {e(severities)}. Error rows are quarantined with their rule ids in
-<code>_reasons</code>; warnings are kept; info describes the data.</p>
-<table><tr><th>rule</th><th>table</th><th>severity</th><th>count</th><th>message</th>
-<th>examples (up to 5)</th></tr>{findings}</table>
+<code>_reasons</code>; warnings are kept; info describes the data. The score and the gate
+select findings by category.</p>
+<table><tr><th>rule</th><th>table</th><th>severity</th><th>category</th><th>count</th>
+<th>message</th><th>examples (up to 5)</th></tr>{findings}</table>
 </body></html>
 """

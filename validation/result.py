@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from validation.findings import Finding, Severity
@@ -22,7 +22,6 @@ class ValidationResult:
     html_key: str = ""  # report.html
     validated_manifest: str | None = None  # set only when the snapshot was published
     duration_s: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def blocking(self) -> list[Finding]:

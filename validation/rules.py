@@ -1,19 +1,21 @@
 """Rules across columns and tables: deal-stage invariants, references, duplicates, and the
 properties of the data downstream code must respect (label leak, date ranges).
 
-Every function takes pandas frames with a RangeIndex (positions == labels) and returns findings;
-error findings carry the positions of their rows so those rows can be quarantined.
+Every function takes pandas frames with a RangeIndex (positions == labels) and returns findings,
+each with the category its rule gives it; error findings carry the positions of their rows so
+those rows can be quarantined.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from ingestion.tables import ACCOUNTS, SALES_PIPELINE, SALES_TEAMS, STAGES_CLOSED, STAGES_OPEN
-from validation.findings import Finding, Severity, jsonable, row_examples
+from validation.findings import Category, Finding, Severity, jsonable, row_examples
 
 PIPELINE_KEY = ["opportunity_id", "deal_stage"]
 # A first close this many days after the first engagement is worth telling the feature builders.
@@ -33,11 +35,14 @@ def blank(values: pd.Series) -> np.ndarray:
 def mask_finding(
     rule_id: str,
     table: str,
+    category: Category,
     severity: Severity,
     mask: np.ndarray,
     frame: pd.DataFrame,
     columns: list[str],
     message: str,
+    *,
+    column: str | None = None,
 ) -> Finding | None:
     """A finding for the rows in `mask`, or None when no row matches."""
     mask = np.asarray(mask, dtype=bool)
@@ -52,6 +57,8 @@ def mask_finding(
         message=message,
         examples=row_examples(frame, mask, columns),
         rows=np.flatnonzero(mask) if severity is Severity.ERROR else None,
+        category=category,
+        column=column,
     )
 
 
@@ -59,127 +66,150 @@ def _present(findings: Iterable[Finding | None]) -> list[Finding]:
     return [f for f in findings if f is not None]
 
 
+@dataclass(frozen=True)
+class Deals:
+    """The pipeline as the boolean masks and arrays the stage rules are written in."""
+
+    won: np.ndarray
+    lost: np.ndarray
+    closed: np.ndarray  # Won or Lost
+    open: np.ndarray  # Engaging or Prospecting
+    prospecting: np.ndarray
+    engaged: np.ndarray  # Engaging, Won or Lost: the stages that need an engage_date
+    no_account: np.ndarray
+    engage_date: np.ndarray  # datetime64, NaT when empty
+    close_date: np.ndarray
+    has_value: np.ndarray
+    value: np.ndarray  # close_value as int64, 0 when empty
+
+    @classmethod
+    def of(cls, pipeline: pd.DataFrame) -> Deals:
+        stage = pipeline["deal_stage"]
+        value = pipeline["close_value"]
+        return cls(
+            won=stage.eq("Won").to_numpy(),
+            lost=stage.eq("Lost").to_numpy(),
+            closed=stage.isin(STAGES_CLOSED).to_numpy(),
+            open=stage.isin(STAGES_OPEN).to_numpy(),
+            prospecting=stage.eq("Prospecting").to_numpy(),
+            engaged=stage.isin(("Engaging", *STAGES_CLOSED)).to_numpy(),
+            no_account=blank(pipeline["account"]),
+            engage_date=pipeline["engage_date"].to_numpy(dtype="datetime64[ns]"),
+            close_date=pipeline["close_date"].to_numpy(dtype="datetime64[ns]"),
+            has_value=value.notna().to_numpy(),
+            value=value.fillna(0).to_numpy(dtype=np.int64),
+        )
+
+
+@dataclass(frozen=True)
+class StageRule:
+    """One invariant of a deal's stage: the rows where `condition` holds break it."""
+
+    rule_id: str
+    category: Category
+    severity: Severity
+    condition: Callable[[Deals], np.ndarray]
+    message: str
+
+
+STAGE_RULES: tuple[StageRule, ...] = (
+    StageRule(
+        "sales_pipeline.closed_without_account",
+        Category.MISSING,
+        Severity.ERROR,
+        lambda d: d.closed & d.no_account,
+        "A Won/Lost deal has no account: closed deals must name their account.",
+    ),
+    StageRule(
+        "sales_pipeline.closed_without_close_date",
+        Category.MISSING,
+        Severity.ERROR,
+        lambda d: d.closed & np.isnat(d.close_date),
+        "A Won/Lost deal has no close_date.",
+    ),
+    StageRule(
+        "sales_pipeline.closed_without_close_value",
+        Category.MISSING,
+        Severity.ERROR,
+        lambda d: d.closed & ~d.has_value,
+        "A Won/Lost deal has no close_value.",
+    ),
+    StageRule(
+        "sales_pipeline.open_with_close_date",
+        Category.CONSISTENCY,
+        Severity.ERROR,
+        lambda d: d.open & ~np.isnat(d.close_date),
+        "An open (Engaging/Prospecting) deal has a close_date.",
+    ),
+    StageRule(
+        "sales_pipeline.open_with_close_value",
+        Category.CONSISTENCY,
+        Severity.ERROR,
+        lambda d: d.open & d.has_value,
+        "An open (Engaging/Prospecting) deal has a close_value.",
+    ),
+    StageRule(
+        "sales_pipeline.missing_engage_date",
+        Category.MISSING,
+        Severity.ERROR,
+        lambda d: d.engaged & np.isnat(d.engage_date),
+        "An Engaging/Won/Lost deal has no engage_date (only Prospecting may lack it).",
+    ),
+    StageRule(
+        "sales_pipeline.close_before_engage",
+        Category.CONSISTENCY,
+        Severity.ERROR,
+        lambda d: d.close_date < d.engage_date,  # False where either date is empty
+        "close_date is before engage_date.",
+    ),
+    StageRule(
+        "sales_pipeline.won_without_value",
+        Category.CONSISTENCY,
+        Severity.ERROR,
+        lambda d: d.won & d.has_value & (d.value <= 0),
+        "A Won deal has close_value <= 0: every Won deal must have a value.",
+    ),
+    StageRule(
+        "sales_pipeline.lost_with_value",
+        Category.CONSISTENCY,
+        Severity.ERROR,
+        lambda d: d.lost & d.has_value & (d.value != 0),
+        "A Lost deal has close_value != 0: Lost deals close at 0.",
+    ),
+    StageRule(
+        "sales_pipeline.prospecting_with_engage_date",
+        Category.CONSISTENCY,
+        Severity.WARNING,
+        lambda d: d.prospecting & ~np.isnat(d.engage_date),
+        "A Prospecting deal already has an engage_date (expected only from Engaging on).",
+    ),
+    StageRule(
+        "sales_pipeline.open_without_account",
+        Category.QUIRK,  # an allowed empty (quirk 3): reported, not scored as missing
+        Severity.WARNING,
+        lambda d: d.open & d.no_account,
+        "Open deals without an account: allowed (the account is often assigned later), "
+        "but account features are unavailable for them.",
+    ),
+)
+STAGE_COLUMNS = [*PIPELINE_KEY, "account", "engage_date", "close_date", "close_value"]
+
+
 def stage_rules(pipeline: pd.DataFrame) -> list[Finding]:
-    """What each deal stage implies about account, dates and close_value."""
-    p = pipeline
-    stage = p["deal_stage"]
-    closed = stage.isin(STAGES_CLOSED).to_numpy()
-    open_ = stage.isin(STAGES_OPEN).to_numpy()
-    won = stage.eq("Won").to_numpy()
-    lost = stage.eq("Lost").to_numpy()
-    prospecting = stage.eq("Prospecting").to_numpy()
-    no_account = blank(p["account"])
-    engage = p["engage_date"]
-    close = p["close_date"]
-    value = p["close_value"]
-    has_value = value.notna().to_numpy()
-    value_filled = value.fillna(0).to_numpy(dtype=np.int64)
-    engaged_stage = stage.isin(("Engaging", *STAGES_CLOSED)).to_numpy()
-    cols = [*PIPELINE_KEY, "account", "engage_date", "close_date", "close_value"]
-    t, E, W = SALES_PIPELINE, Severity.ERROR, Severity.WARNING
+    """What each deal stage implies about account, dates and close_value (`STAGE_RULES`)."""
+    deals = Deals.of(pipeline)
     return _present(
-        [
-            mask_finding(
-                "sales_pipeline.closed_without_account",
-                t,
-                E,
-                closed & no_account,
-                p,
-                cols,
-                "A Won/Lost deal has no account: closed deals must name their account.",
-            ),
-            mask_finding(
-                "sales_pipeline.closed_without_close_date",
-                t,
-                E,
-                closed & close.isna().to_numpy(),
-                p,
-                cols,
-                "A Won/Lost deal has no close_date.",
-            ),
-            mask_finding(
-                "sales_pipeline.closed_without_close_value",
-                t,
-                E,
-                closed & ~has_value,
-                p,
-                cols,
-                "A Won/Lost deal has no close_value.",
-            ),
-            mask_finding(
-                "sales_pipeline.open_with_close_date",
-                t,
-                E,
-                open_ & close.notna().to_numpy(),
-                p,
-                cols,
-                "An open (Engaging/Prospecting) deal has a close_date.",
-            ),
-            mask_finding(
-                "sales_pipeline.open_with_close_value",
-                t,
-                E,
-                open_ & has_value,
-                p,
-                cols,
-                "An open (Engaging/Prospecting) deal has a close_value.",
-            ),
-            mask_finding(
-                "sales_pipeline.missing_engage_date",
-                t,
-                E,
-                engaged_stage & engage.isna().to_numpy(),
-                p,
-                cols,
-                "An Engaging/Won/Lost deal has no engage_date (only Prospecting may lack it).",
-            ),
-            mask_finding(
-                "sales_pipeline.close_before_engage",
-                t,
-                E,
-                (close < engage).fillna(False).to_numpy(dtype=bool),
-                p,
-                cols,
-                "close_date is before engage_date.",
-            ),
-            mask_finding(
-                "sales_pipeline.won_without_value",
-                t,
-                E,
-                won & has_value & (value_filled <= 0),
-                p,
-                cols,
-                "A Won deal has close_value <= 0: every Won deal must have a value.",
-            ),
-            mask_finding(
-                "sales_pipeline.lost_with_value",
-                t,
-                E,
-                lost & has_value & (value_filled != 0),
-                p,
-                cols,
-                "A Lost deal has close_value != 0: Lost deals close at 0.",
-            ),
-            mask_finding(
-                "sales_pipeline.prospecting_with_engage_date",
-                t,
-                W,
-                prospecting & engage.notna().to_numpy(),
-                p,
-                cols,
-                "A Prospecting deal already has an engage_date (expected only from Engaging on).",
-            ),
-            mask_finding(
-                "sales_pipeline.open_without_account",
-                t,
-                W,
-                open_ & no_account,
-                p,
-                cols,
-                "Open deals without an account: allowed (the account is often assigned later), "
-                "but account features are unavailable for them.",
-            ),
-        ]
+        mask_finding(
+            rule.rule_id,
+            SALES_PIPELINE,
+            rule.category,
+            rule.severity,
+            rule.condition(deals),
+            pipeline,
+            STAGE_COLUMNS,
+            rule.message,
+        )
+        for rule in STAGE_RULES
     )
 
 
@@ -188,7 +218,7 @@ def reference_rules(
 ) -> list[Finding]:
     """Every product, agent and (non-empty) account of a deal names a valid dimension row."""
     p = pipeline
-    t, E = SALES_PIPELINE, Severity.ERROR
+    t = SALES_PIPELINE
     unknown_product = (
         p["product"].notna().to_numpy() & ~p["product"].isin(products["product"]).to_numpy()
     )
@@ -204,39 +234,47 @@ def reference_rules(
             mask_finding(
                 "sales_pipeline.unknown_product",
                 t,
-                E,
+                Category.REFERENCE,
+                Severity.ERROR,
                 unknown_product,
                 p,
                 [*PIPELINE_KEY, "product"],
                 "product is not in products.csv (after the known aliases): add it there or "
                 "to validation/aliases.py.",
+                column="product",
             ),
             mask_finding(
                 "sales_pipeline.unknown_sales_agent",
                 t,
-                E,
+                Category.REFERENCE,
+                Severity.ERROR,
                 unknown_agent,
                 p,
                 [*PIPELINE_KEY, "sales_agent"],
                 "sales_agent is not in sales_teams.csv.",
+                column="sales_agent",
             ),
             mask_finding(
                 "sales_pipeline.unknown_account",
                 t,
-                E,
+                Category.REFERENCE,
+                Severity.ERROR,
                 unknown_account,
                 p,
                 [*PIPELINE_KEY, "account"],
                 "account is not in accounts.csv (after the known aliases).",
+                column="account",
             ),
             mask_finding(
                 "accounts.unknown_parent",
                 ACCOUNTS,
+                Category.REFERENCE,
                 Severity.WARNING,
                 unknown_parent,
                 accounts,
                 ["account", "subsidiary_of"],
                 "subsidiary_of names an account that is not in accounts.csv.",
+                column="subsidiary_of",
             ),
         ]
     )
@@ -256,6 +294,7 @@ def duplicate_rules(pipeline: pd.DataFrame) -> list[Finding]:
     finding = mask_finding(
         "sales_pipeline.duplicate_rows",
         SALES_PIPELINE,
+        Category.DUPLICATE,
         Severity.WARNING,
         mask,
         pipeline,
@@ -286,6 +325,7 @@ def usage_rules(
             mask_finding(
                 "sales_teams.agent_without_deals",
                 SALES_TEAMS,
+                Category.QUIRK,
                 Severity.WARNING,
                 agents_without_deals,
                 teams,
@@ -295,6 +335,7 @@ def usage_rules(
             mask_finding(
                 "accounts.established_after_first_deal",
                 ACCOUNTS,
+                Category.QUIRK,
                 Severity.WARNING,
                 after.to_numpy(dtype=bool),
                 frame,
@@ -331,6 +372,8 @@ def informational_rules(pipeline: pd.DataFrame, accounts: pd.DataFrame) -> list[
                         {"stage": "Won", "min_close_value": jsonable(value[won].min())},
                         {"stage": "Lost", "max_close_value": jsonable(value[lost].max())},
                     ],
+                    category=Category.QUIRK,
+                    column="close_value",
                 )
             )
     first_engage, first_close = p["engage_date"].min(), p["close_date"].min()
@@ -352,6 +395,7 @@ def informational_rules(pipeline: pd.DataFrame, accounts: pd.DataFrame) -> list[
                             "first_close_date": jsonable(first_close),
                         }
                     ],
+                    category=Category.QUIRK,
                 )
             )
     non_null = value.dropna()
@@ -364,6 +408,8 @@ def informational_rules(pipeline: pd.DataFrame, accounts: pd.DataFrame) -> list[
                 len(non_null),
                 "close_value is integer-valued (whole currency units, no cents).",
                 examples=[jsonable(v) for v in non_null.drop_duplicates().head(5)],
+                category=Category.QUIRK,
+                column="close_value",
             )
         )
     empty_parent = blank(accounts["subsidiary_of"])
@@ -376,6 +422,8 @@ def informational_rules(pipeline: pd.DataFrame, accounts: pd.DataFrame) -> list[
                 int(empty_parent.sum()),
                 f"subsidiary_of is empty for {empty_parent.mean():.0%} of accounts: treat it as "
                 "'has a parent' rather than as a category.",
+                category=Category.QUIRK,
+                column="subsidiary_of",
             )
         )
     return findings

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
@@ -30,8 +30,8 @@ from ingestion.tables import ACCOUNTS, PRODUCTS, SALES_PIPELINE, SALES_TEAMS, SC
 from validation.aliases import ALIASES_VERSION, aliases_for
 from validation.contracts import check_contract
 from validation.errors import SnapshotNotLandedError, ValidationError
-from validation.findings import Finding, Severity
-from validation.gate import DEFAULT_THRESHOLD, GateLimits, gate_findings
+from validation.findings import Category, Finding, Severity
+from validation.gate import GateLimits, gate_findings
 from validation.report import write_report
 from validation.result import ValidationResult
 from validation.rules import (
@@ -55,8 +55,7 @@ class Outcome:
     validated: dict[str, pa.Table]
     quarantined: dict[str, pa.Table]
     row_counts: dict[str, dict[str, int]]
-    threshold: float = DEFAULT_THRESHOLD
-    extra: dict = field(default_factory=dict)
+    threshold: float
 
     @property
     def passed(self) -> bool:
@@ -66,7 +65,7 @@ class Outcome:
 def validate_tables(
     tables: Mapping[str, pa.Table],
     *,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float,
     limits: GateLimits = GateLimits(),  # noqa: B008 - frozen, immutable default
 ) -> Outcome:
     """Run every rule on the four tables and split each into validated and quarantined rows."""
@@ -147,6 +146,8 @@ def apply_aliases(name: str, table: pa.Table) -> tuple[pa.Table, list[Finding]]:
                     f"{hits} {name}.{column} value(s) '{variant}' rewritten to '{canonical}' "
                     f"(known alias, aliases version {ALIASES_VERSION}).",
                     examples=[{"found": variant, "canonical": canonical, "rows": hits}],
+                    category=Category.ALIAS,
+                    column=column,
                 )
             )
             values = pc.if_else(pc.equal(values, variant), canonical, values)
@@ -183,7 +184,9 @@ def _conform(name: str, table: pa.Table | None) -> tuple[pa.Table, Finding | Non
 
 
 def _missing(name: str, message: str, columns: list[str]) -> Finding:
-    return Finding("gate.missing_table", name, Severity.ERROR, 1, message, columns, blocking=True)
+    return Finding(
+        "gate.missing_table", name, Severity.ERROR, 1, message, columns, category=Category.GATE
+    )
 
 
 def _error_mask(findings: list[Finding], table: str, rows: int) -> np.ndarray:
@@ -226,10 +229,13 @@ def validate_snapshot(
     lake: Lake,
     snapshot: str,
     *,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float,
     limits: GateLimits = GateLimits(),  # noqa: B008 - frozen, immutable default
 ) -> ValidationResult:
     """Validate a landed snapshot; publish `validated/` only when the gate passes.
+
+    `threshold` is the minimum quality score; the caller decides it (the `validate` flow passes
+    the settings' `quality_threshold` unless told otherwise), so it is never defaulted here.
 
     The report, the history entry and the quarantine are written whatever the outcome, so a
     failed snapshot can be inspected; a failure also withdraws an earlier validated manifest of the

@@ -3,18 +3,23 @@
     score = clip(1 - (1.0 * missing + 0.5 * duplicates + 2.0 * violations
                       + 2.0 * references + 0.05 * warnings), 0, 1)
 
-with every rate taken over all rows (or cells) of the four tables:
+with every rate taken over all rows (or cells) of the four tables, and findings selected by their
+category (`validation.findings.Category`) or severity, never by rule id:
 
-- missing     = empty cells the contracts do not allow / all cells. Allowed: `subsidiary_of`,
-                `account` of open deals, `engage_date` of Prospecting deals, `close_date` and
-                `close_value` of open deals.
-- duplicates  = (rows identical but for opportunity_id that name an account + rows sharing an
-                id) / all rows. Open deals without an account record only agent, product, stage
-                and engage date, so they coincide by chance more often the more deals there are
-                (15 % of 1M synthetic deals): they are reported (warning) but not scored here.
-- violations  = rows hit by at least one error rule (they are quarantined) / all rows.
-- references  = pipeline rows whose product, agent or account does not resolve / all rows.
-- warnings    = sum of warning-finding counts / all rows, capped at 1.
+- missing     = counts of MISSING findings / all cells: empty cells the contracts (`not_null`) or
+                the deal stage (`closed_without_*`, `missing_engage_date`) do not allow. Allowed
+                empties, never MISSING: `subsidiary_of`, `account` of open deals (a QUIRK
+                warning), `engage_date` of Prospecting deals, `close_date` and `close_value` of
+                open deals.
+- duplicates  = DUPLICATE findings (rows sharing an id + rows identical but for opportunity_id
+                that name an account, `details["with_account"]`) / all rows. Open deals without
+                an account record only agent, product, stage and engage date, so they coincide by
+                chance more often the more deals there are (15 % of 1M synthetic deals): they are
+                reported (warning) but not scored here.
+- violations  = rows hit by at least one ERROR finding (they are quarantined) / all rows.
+- references  = counts of REFERENCE findings on sales_pipeline (deals whose product, agent or
+                account does not resolve) / all rows.
+- warnings    = sum of WARNING-finding counts / all rows, capped at 1.
 
 Info findings never lower the score. Errors weigh most because their rows are dropped; the real
 dataset's quirks (aliases, open deals without account, duplicates) cost about 0.02 on the
@@ -28,7 +33,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from validation.findings import Finding, Severity
+from ingestion.tables import SALES_PIPELINE
+from validation.findings import Category, Finding, Severity, select, total
 
 WEIGHTS: Mapping[str, float] = {
     "missing": 1.0,
@@ -36,19 +42,6 @@ WEIGHTS: Mapping[str, float] = {
     "violations": 2.0,
     "references": 2.0,
     "warnings": 0.05,
-}
-
-CONDITIONAL_MISSING = {
-    "sales_pipeline.closed_without_account",
-    "sales_pipeline.closed_without_close_date",
-    "sales_pipeline.closed_without_close_value",
-    "sales_pipeline.missing_engage_date",
-}
-DUPLICATES = {"sales_pipeline.duplicate_rows"}
-REFERENCES = {
-    "sales_pipeline.unknown_product",
-    "sales_pipeline.unknown_sales_agent",
-    "sales_pipeline.unknown_account",
 }
 
 
@@ -72,17 +65,11 @@ def quality_score(
     findings = list(findings)
     total_rows = max(sum(rows.values()), 1)
     total_cells = max(sum(cells.values()), 1)
-    missing = sum(
-        f.count
-        for f in findings
-        if f.rule_id.endswith(".not_null") or f.rule_id in CONDITIONAL_MISSING
-    )
+    missing = total(findings, Category.MISSING)
     duplicates = sum(
-        f.details.get("with_account", f.count)
-        for f in findings
-        if f.rule_id in DUPLICATES or f.rule_id.endswith(".unique")
+        f.details.get("with_account", f.count) for f in select(findings, Category.DUPLICATE)
     )
-    references = sum(f.count for f in findings if f.rule_id in REFERENCES)
+    references = total(findings, Category.REFERENCE, table=SALES_PIPELINE)
     warnings = sum(f.count for f in findings if f.severity is Severity.WARNING)
     rates = {
         "missing": missing / total_cells,

@@ -4,8 +4,12 @@ The one home of these numbers: `feature_tables.compute` builds the tables from t
 docstring for the exact meanings) and the views below declare the columns.
 """
 
-from feast import Field
+from datetime import timedelta
+
+from feast import Entity, FeatureView, Field, FileSource
 from feast.types import Float64, Int64
+
+OWNER = "crm-feature-platform"
 
 WINDOW_DAYS: tuple[int, ...] = (30, 90, 365)
 ALL_TIME = "all"
@@ -32,3 +36,42 @@ DAILY_STATS_SCHEMA = [
     Field(name="open_pipeline_value", dtype=Int64, description="List price of open deals."),
     Field(name="engaged_30d", dtype=Int64, description="Deals engaged in the last 30 days."),
 ]
+
+
+def daily_stats_view(
+    entities: list[Entity], source: FileSource, subject: str, grid: str = ""
+) -> FeatureView:
+    """`<entity>_daily_stats`: the history of `subject` as of the end of each day.
+
+    Dense daily rows (one per entity and day), hence a one-day TTL.
+    """
+    names = [entity.name for entity in entities]
+    return FeatureView(
+        name=f"{'_'.join(names)}_daily_stats",
+        entities=entities,
+        ttl=timedelta(days=1),
+        schema=DAILY_STATS_SCHEMA,
+        source=source,
+        online=True,
+        description=f"{subject} as of the end of each day: closes, wins, smoothed win rates over "
+        f"30/90/365 days and all time, open pipeline. Dense daily rows{grid}.",
+        owner=OWNER,
+        tags={"entity": ",".join(names), "grain": "daily", "pit": "end-of-day"},
+    )
+
+
+def profile_view(
+    entity: Entity, source: FileSource, schema: list[Field], description: str
+) -> FeatureView:
+    """`<entity>_profile`: static attributes, stamped once before every date (never expire)."""
+    return FeatureView(
+        name=f"{entity.name}_profile",
+        entities=[entity],
+        ttl=timedelta(0),  # static: valid forever
+        schema=schema,
+        source=source,
+        online=True,
+        description=description,
+        owner=OWNER,
+        tags={"entity": entity.name, "grain": "static"},
+    )

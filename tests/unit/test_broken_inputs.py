@@ -27,6 +27,7 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 BASE = DATA / "base"
 CASES = sorted(p.name for p in (DATA / "broken").iterdir() if p.is_dir())
 SNAPSHOT = "2017-12-31"
+THRESHOLD = Settings.model_fields["quality_threshold"].default  # the project's default
 
 
 def overlay(case: str, target: Path) -> Path:
@@ -54,7 +55,7 @@ def test_corpus_is_large_and_every_case_declares_an_outcome() -> None:
 def test_base_dataset_is_valid(tmp_path: Path, local_settings: Settings) -> None:
     lake = Lake.from_settings(local_settings)
     land(lake, read_csv_folder(BASE), SNAPSHOT, code_version="test")
-    result = ensure_valid(validate_snapshot(lake, SNAPSHOT))
+    result = ensure_valid(validate_snapshot(lake, SNAPSHOT, threshold=THRESHOLD))
     assert result.validated_manifest == validated_manifest_key(SNAPSHOT)
     assert sum(c["quarantined"] for c in result.row_counts.values()) == 0
 
@@ -76,7 +77,7 @@ def test_broken_input(case: str, tmp_path: Path, local_settings: Settings) -> No
         return
 
     land(lake, read_csv_folder(folder), SNAPSHOT, code_version="test")
-    result = validate_snapshot(lake, SNAPSHOT)
+    result = validate_snapshot(lake, SNAPSHOT, threshold=THRESHOLD)
     hits = [f for f in result.findings if f.rule_id == expected["finding"]]
     assert hits, (
         f"{case}: expected {expected['finding']}, got {[f.rule_id for f in result.findings]}"

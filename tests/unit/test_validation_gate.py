@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from infra.lake import Lake
-from infra.layout import quarantine_key, validated_manifest_key
+from infra.layout import VALIDATION_HISTORY_KEY, quarantine_key, validated_manifest_key
 from infra.settings import Settings
 from ingestion.csv_files import read_csv_folder
 from ingestion.landing import land
@@ -19,12 +19,12 @@ from ingestion.tables import SCHEMAS, TABLES
 from validation.errors import NotValidatedError, SnapshotNotLandedError, ValidationGateError
 from validation.gate import ensure_valid
 from validation.published import latest_validated_snapshot, read_validated
-from validation.report import HISTORY_KEY
 from validation.run import validate_snapshot
 
 pytestmark = pytest.mark.unit
 
 BASE = Path(__file__).resolve().parents[1] / "data" / "base"
+THRESHOLD = Settings.model_fields["quality_threshold"].default  # the project's default, 0.9
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def broken(base: SourceData) -> SourceData:
 
 def test_a_passing_snapshot_is_published_atomically_with_its_report(lake, base) -> None:
     land(lake, base, "2017-06-30", code_version="test")
-    result = ensure_valid(validate_snapshot(lake, "2017-06-30"))
+    result = ensure_valid(validate_snapshot(lake, "2017-06-30", threshold=THRESHOLD))
     assert result.passed and result.validated_manifest == validated_manifest_key("2017-06-30")
     manifest = lake.read_manifest(result.validated_manifest)
     assert manifest.metadata["aliases_version"] == result.aliases_version
@@ -73,7 +73,7 @@ def test_a_passing_snapshot_is_published_atomically_with_its_report(lake, base) 
 
 def test_a_failing_snapshot_writes_report_and_quarantine_but_publishes_nothing(lake, base) -> None:
     land(lake, broken(base), "2017-06-30", code_version="test")
-    result = validate_snapshot(lake, "2017-06-30")
+    result = validate_snapshot(lake, "2017-06-30", threshold=THRESHOLD)
     assert not result.passed
     assert [f.rule_id for f in result.blocking] == [
         "gate.quarantine_rate",
@@ -108,19 +108,19 @@ def test_a_score_below_the_threshold_fails_the_gate_alone(lake, base) -> None:
 
 def test_a_snapshot_that_no_longer_passes_is_withdrawn(lake, base) -> None:
     land(lake, base, "2017-06-30", code_version="test")
-    assert validate_snapshot(lake, "2017-06-30").passed
+    assert validate_snapshot(lake, "2017-06-30", threshold=THRESHOLD).passed
     land(lake, broken(base), "2017-06-30", code_version="test")
-    assert not validate_snapshot(lake, "2017-06-30").passed
+    assert not validate_snapshot(lake, "2017-06-30", threshold=THRESHOLD).passed
     assert list(lake.list("validated")) == []
 
 
 def test_history_keeps_one_entry_per_snapshot(lake, base) -> None:
     land(lake, base, "2017-06-30", code_version="test")
     land(lake, broken(base), "2017-12-31", code_version="test")
-    validate_snapshot(lake, "2017-06-30")
-    validate_snapshot(lake, "2017-12-31")
+    validate_snapshot(lake, "2017-06-30", threshold=THRESHOLD)
+    validate_snapshot(lake, "2017-12-31", threshold=THRESHOLD)
     validate_snapshot(lake, "2017-06-30", threshold=0.99)
-    history = lake.read_json(HISTORY_KEY)
+    history = lake.read_json(VALIDATION_HISTORY_KEY)
     assert [(h["snapshot"], h["passed"]) for h in history] == [
         ("2017-06-30", False),
         ("2017-12-31", False),
@@ -131,4 +131,19 @@ def test_history_keeps_one_entry_per_snapshot(lake, base) -> None:
 
 def test_an_unlanded_snapshot_is_a_clear_error(lake) -> None:
     with pytest.raises(SnapshotNotLandedError, match="crm land"):
-        validate_snapshot(lake, "2017-01-31")
+        validate_snapshot(lake, "2017-01-31", threshold=THRESHOLD)
+
+
+def test_the_flow_takes_the_threshold_from_the_settings_unless_given(
+    lake, base, local_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.validate import run_validation
+
+    land(lake, base, "2017-06-30", code_version="test")
+    monkeypatch.setenv("CRM_PROFILE", "local")
+    monkeypatch.setenv("CRM_HOME", str(local_settings.home))
+    monkeypatch.setenv("CRM_QUALITY_THRESHOLD", "0.99")
+    from_settings = run_validation.fn("2017-06-30", None)
+    assert from_settings.threshold == 0.99 and not from_settings.passed
+    given = run_validation.fn("2017-06-30", THRESHOLD)
+    assert given.threshold == THRESHOLD and given.passed

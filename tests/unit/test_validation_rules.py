@@ -9,18 +9,26 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from infra.settings import Settings
 from ingestion.csv_files import read_csv_folder
-from ingestion.tables import SCHEMAS
+from ingestion.tables import SCHEMAS, TABLES
 from validation.aliases import ALIASES, ALIASES_VERSION
 from validation.contracts import check_contract
-from validation.findings import Finding, Severity
-from validation.run import REASONS_COLUMN, apply_aliases, to_frame, validate_tables
+from validation.findings import Category, Finding, Severity
+from validation.gate import gate_findings
+from validation.rules import STAGE_RULES, stage_rules
+from validation.run import REASONS_COLUMN, Outcome, apply_aliases, to_frame, validate_tables
 from validation.score import WEIGHTS, quality_score
 
 pytestmark = pytest.mark.unit
 
 BASE = Path(__file__).resolve().parents[1] / "data" / "base"
 D = dt.date
+THRESHOLD = Settings.model_fields["quality_threshold"].default  # the project's default
+
+
+def validate(tables: dict[str, pa.Table]) -> Outcome:
+    return validate_tables(tables, threshold=THRESHOLD)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +84,7 @@ def test_aliases_are_one_versioned_mapping_applied_and_counted(base) -> None:
 
 
 def test_base_quirks_are_warnings_and_info_and_the_output_is_aliased(base) -> None:
-    outcome = validate_tables(base)
+    outcome = validate(base)
     rules = by_rule(outcome)
     assert outcome.passed and outcome.score.value > 0.9
     for rule in (
@@ -134,7 +142,7 @@ def test_stage_invariants_quarantine_rows_with_their_reasons(base) -> None:
         ("BAD00004", "Moses Frase", "GTX Basic", "Cancity", "Engaging", None, None, None),
         ("BAD00005", "Moses Frase", "GTX Basic", "Cancity", "Won", D(2017, 4, 1), None, None),
     ]
-    outcome = validate_tables(with_pipeline(base, bad))
+    outcome = validate(with_pipeline(base, bad))
     rules = by_rule(outcome)
     for rule in (
         "sales_pipeline.closed_without_account",
@@ -179,7 +187,7 @@ def test_unresolved_references_are_errors_and_aliases_are_not(base) -> None:
             None,
         ),
     ]
-    outcome = validate_tables(with_pipeline(base, extra))
+    outcome = validate(with_pipeline(base, extra))
     rules = by_rule(outcome)
     assert rules["sales_pipeline.unknown_sales_agent"].examples[0]["sales_agent"] == "Nobody"
     assert rules["sales_pipeline.unknown_product"].count == 1
@@ -191,7 +199,7 @@ def test_unresolved_references_are_errors_and_aliases_are_not(base) -> None:
 def test_a_quarantined_dimension_row_does_not_resolve(base) -> None:
     products = base["products"].to_pylist()
     products[0]["sales_price"] = -1  # GTX Basic
-    outcome = validate_tables(
+    outcome = validate(
         {**base, "products": pa.Table.from_pylist(products, schema=SCHEMAS["products"])}
     )
     rules = by_rule(outcome)
@@ -201,17 +209,17 @@ def test_a_quarantined_dimension_row_does_not_resolve(base) -> None:
 
 
 def test_missing_or_empty_tables_block(base) -> None:
-    outcome = validate_tables({k: v for k, v in base.items() if k != "products"})
+    outcome = validate({k: v for k, v in base.items() if k != "products"})
     rules = by_rule(outcome)
     assert rules["gate.missing_table"].blocking and rules["gate.missing_table"].table == "products"
     assert not outcome.passed
-    empty = validate_tables({**base, "sales_pipeline": SCHEMAS["sales_pipeline"].empty_table()})
+    empty = validate({**base, "sales_pipeline": SCHEMAS["sales_pipeline"].empty_table()})
     assert "gate.empty_table" in by_rule(empty) and not empty.passed
 
 
 def test_score_formula_matches_its_documented_weights(base) -> None:
     # The base's two duplicates are open deals without account: reported, not scored.
-    assert validate_tables(base).score.duplicates == 0.0
+    assert validate(base).score.duplicates == 0.0
     twin = (
         "TWIN0001",
         "Moses Frase",
@@ -223,7 +231,7 @@ def test_score_formula_matches_its_documented_weights(base) -> None:
         1054,
     )  # 1C1I7A6R under another id
     tables = with_pipeline(base, [twin])
-    outcome = validate_tables(tables)
+    outcome = validate(tables)
     duplicates = by_rule(outcome)["sales_pipeline.duplicate_rows"]
     assert (duplicates.count, duplicates.details) == (3, {"with_account": 1})
     s = outcome.score
@@ -240,6 +248,45 @@ def test_score_formula_matches_its_documented_weights(base) -> None:
         10,
         "unknown",
         rows=np.arange(10),
+        category=Category.REFERENCE,
     )
     clipped = quality_score([unresolved], rows={"sales_pipeline": 10}, cells={"sales_pipeline": 80})
     assert (clipped.violations, clipped.references, clipped.value) == (1.0, 1.0, 0.0)
+
+
+def test_score_and_gate_select_findings_by_category_not_by_rule_id() -> None:
+    def finding(rule_id: str, table: str, category: Category, count: int, **kw) -> Finding:
+        return Finding(rule_id, table, Severity.WARNING, count, "m", category=category, **kw)
+
+    findings = [
+        finding("any.name", "sales_pipeline", Category.MISSING, 8),
+        finding("other.name", "sales_pipeline", Category.DUPLICATE, 2),
+        finding("deal.ref", "sales_pipeline", Category.REFERENCE, 3),
+        finding("parent.ref", "accounts", Category.REFERENCE, 5),  # not a deal: not scored
+        finding("sales_pipeline.x.not_null", "sales_pipeline", Category.QUIRK, 50),  # id ignored
+        finding("stage", "sales_pipeline", Category.VALUE, 4, column="deal_stage"),
+        finding("series", "sales_pipeline", Category.VALUE, 40, column="product"),
+    ]
+    s = quality_score(findings, rows={"sales_pipeline": 100}, cells={"sales_pipeline": 800})
+    assert s.missing == pytest.approx(8 / 800)
+    assert s.duplicates == pytest.approx(2 / 100)
+    assert s.references == pytest.approx(3 / 100)
+    assert s.warnings == pytest.approx(1.0)  # 112 warnings in 100 rows, capped
+    counts = {t: {"in": 100, "quarantined": 0} for t in TABLES}
+    validated = {"sales_pipeline": pa.table({"deal_stage": ["Won", "Lost"]})}
+    blocking = gate_findings(findings, counts, validated)
+    assert {f.rule_id: f.count for f in blocking} == {
+        "gate.unknown_stage_rate": 4,
+        "gate.unresolved_reference_rate": 3,
+    }
+    assert all(f.blocking and f.category is Category.GATE for f in blocking)
+
+
+def test_every_stage_rule_is_one_row_of_the_table(base) -> None:
+    ids = [rule.rule_id for rule in STAGE_RULES]
+    assert len(ids) == len(set(ids)) == 11
+    findings = stage_rules(to_frame(base["sales_pipeline"]))
+    assert {f.rule_id for f in findings} <= set(ids)
+    for f in findings:
+        rule = next(r for r in STAGE_RULES if r.rule_id == f.rule_id)
+        assert (f.category, f.severity, f.message) == (rule.category, rule.severity, rule.message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from infra.settings import Settings
 from ingestion.synthetic import generate
 from validation.findings import Severity
 from validation.run import validate_tables
@@ -13,7 +14,8 @@ pytestmark = pytest.mark.unit
 
 @pytest.fixture(scope="module")
 def outcome():
-    return validate_tables(generate().tables)
+    threshold = Settings.model_fields["quality_threshold"].default  # the project's default
+    return validate_tables(generate().tables, threshold=threshold)
 
 
 def test_synthetic_default_passes_the_gate_with_its_quirks_reported(outcome) -> None:
