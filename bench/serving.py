@@ -30,9 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from infra.processes import stop_group
+from infra.processes import WaitTimeout, http_ok, stop_group, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "serving.json"
@@ -133,21 +131,20 @@ class Server:
         )
 
     def wait_ready(self, timeout: float = 300) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             if self.process.poll() is not None:
                 raise SystemExit(f"{self.target.name} exited; see {self.log_path}")
-            try:
-                if httpx.get(self.url + self.target.ready_path, timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise SystemExit(f"{self.target.name} not ready after {timeout} s; see {self.log_path}")
+            return http_ok(self.url + self.target.ready_path)
+
+        try:
+            wait_until(ready, timeout_s=timeout, interval_s=0.5, what=f"{self.target.name} ready")
+        except WaitTimeout:
+            raise SystemExit(
+                f"{self.target.name} not ready after {timeout} s; see {self.log_path}"
+            ) from None
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            stop_group(self.process.pid, grace_s=20)
+        stop_group(self.process.pid, grace_s=20)  # its workers too, even if the leader is gone
         self._log.close()
 
 

@@ -1,14 +1,54 @@
-"""Child processes and their ports: start-up checks and clean, by-PID shutdown."""
+"""Child processes and their ports: waiting until something is ready, and clean shutdown.
+
+Every polling loop of the project goes through `wait_until` (tenacity runs it), so a caller only
+says what it waits for and for how long. Process state comes from psutil: a zombie (exited, not
+yet reaped) still has a PID but is not running, and a server's workers share its process group.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
 import socket
-import time
 import urllib.error
 import urllib.request
-from pathlib import Path
+from collections.abc import Callable
+from contextlib import suppress
+from typing import TypeVar
+
+import psutil
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+from infra.errors import CRMError
+
+T = TypeVar("T")
+
+# After SIGKILL a process is gone within milliseconds unless the kernel holds it (D state).
+KILL_WAIT_S = 10.0
+
+
+class WaitTimeout(CRMError):
+    """What was waited for did not happen in time; callers add where to look (a log)."""
+
+
+def wait_until(
+    check: Callable[[], T], *, timeout_s: float, interval_s: float = 0.25, what: str
+) -> T:
+    """Call `check` every `interval_s` until it returns something truthy, and return that.
+
+    `check` runs at least once. An exception it raises ends the wait at once (a server that
+    exited will not become ready, so its caller says so without waiting out the timeout); after
+    `timeout_s` of falsy answers, `WaitTimeout` names `what` was awaited.
+    """
+    retrying = Retrying(
+        stop=stop_after_delay(timeout_s),
+        wait=wait_fixed(interval_s),
+        retry=retry_if_result(lambda value: not value),
+    )
+    try:
+        return retrying(check)
+    except RetryError:
+        raise WaitTimeout(f"Gave up waiting for {what} after {timeout_s:g} s.") from None
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -26,56 +66,69 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
 
 
 def alive(pid: int) -> bool:
+    """True while `pid` runs.
+
+    A zombie is not alive; if it is this process's child it is reaped here, so a long-lived
+    parent (`crm demo`, a test session) does not collect them.
+    """
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        process = psutil.Process(pid)
+        if process.status() != psutil.STATUS_ZOMBIE:
+            return True
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
-    # A zombie child of this process still "exists"; reap it if it is ours.
-    try:
-        waited, _ = os.waitpid(pid, os.WNOHANG)
-        return waited == 0
-    except ChildProcessError:
-        return _not_zombie(pid)
-
-
-def _not_zombie(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
-
-
-def stop_group(pid: int, grace_s: float) -> None:
-    """SIGTERM the process group, wait `grace_s` (SeaweedFS takes ~15 s), then SIGKILL."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if not alive(pid) and not group_alive(pid):
-            return
-        time.sleep(0.25)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and (alive(pid) or group_alive(pid)):
-        time.sleep(0.1)
+    except psutil.AccessDenied:
+        return True  # another user's process: it exists and we cannot see more
+    with suppress(psutil.Error):
+        process.wait(timeout=0)  # reaps our own child; someone else's zombie is left alone
+    return False
 
 
 def group_alive(pgid: int) -> bool:
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            fields = (proc / "stat").read_text().split(")")[-1].split()
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
+    """True while any process of the group `pgid` runs.
+
+    Zombies do not count: a worker orphaned and never reaped (init in a container may not reap)
+    keeps its PID but holds no port and no file.
+    """
+    for process in psutil.process_iter(["status"]):
+        with suppress(OSError, psutil.Error):  # it exited while we looked
+            if process.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(process.pid) == pgid:
+                return True
     return False
+
+
+def stop_group(pgid: int, grace_s: float) -> bool:
+    """SIGTERM the process group `pgid`, wait `grace_s` (SeaweedFS takes ~15 s), then SIGKILL.
+
+    The group, not the PID: servers fork workers (gunicorn, uvicorn, BentoML's runners) that a
+    signal to the leader alone would orphan. Every process we start gets a session of its own,
+    so its group is exactly what it started. Returns whether nothing of the group still runs;
+    callers that need more (closed ports) check that themselves.
+    """
+    if not _signal_group(pgid, signal.SIGTERM):
+        return True
+    if _wait_group_gone(pgid, grace_s, interval_s=0.25):
+        return True
+    if not _signal_group(pgid, signal.SIGKILL):
+        return True
+    return _wait_group_gone(pgid, KILL_WAIT_S, interval_s=0.1)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> bool:
+    """Send `sig` to the group (one atomic `killpg`: psutil signals only single processes)."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _wait_group_gone(pgid: int, timeout_s: float, interval_s: float) -> bool:
+    def gone() -> bool:
+        return not alive(pgid) and not group_alive(pgid)  # alive() reaps the leader if ours
+
+    try:
+        wait_until(gone, timeout_s=timeout_s, interval_s=interval_s, what=f"group {pgid} to exit")
+    except WaitTimeout:
+        return False
+    return True

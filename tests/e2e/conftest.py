@@ -12,7 +12,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ import httpx
 import pyarrow as pa
 import pytest
 
+from infra.processes import WaitTimeout, wait_until
 from infra.settings import Settings
 from ingestion.tables import SALES_PIPELINE
 from tests.conftest import local_profile_env
@@ -77,19 +77,21 @@ def prepare_local_profile(
 
 def wait_http(url: str, timeout: float, process: subprocess.Popen[bytes], log: Path) -> None:
     """Wait for a 200 from `url`; fail with the process's log if it dies or never answers."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         if process.poll() is not None:
             pytest.fail(
                 f"{process.args} exited with {process.returncode}:\n{log.read_text()[-4000:]}"
             )
         try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
+            return httpx.get(url, timeout=2).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    pytest.fail(f"{url} did not answer 200 within {timeout:.0f} s:\n{log.read_text()[-4000:]}")
+            return False
+
+    try:
+        wait_until(answers, timeout_s=timeout, interval_s=1, what=f"{url} to answer 200")
+    except WaitTimeout:
+        pytest.fail(f"{url} did not answer 200 within {timeout:.0f} s:\n{log.read_text()[-4000:]}")
 
 
 @contextmanager

@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
-from infra.processes import stop_group
+from infra.processes import WaitTimeout, stop_group, wait_until
 from infra.settings import Settings
 from serving.client import InvalidRequest, NotFound, ScoringClient, ServiceUnavailable, Unauthorized
 
@@ -141,19 +141,22 @@ class Service:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-tail:])
 
     def wait(self, path: str, timeout: float = 240) -> httpx.Response:
-        deadline = time.monotonic() + timeout
         last: httpx.Response | None = None
-        while time.monotonic() < deadline:
+
+        def answered() -> httpx.Response | None:
+            nonlocal last
             if self.process.poll() is not None:
                 pytest.fail(f"bentoml serve exited ({self.process.returncode}):\n{self.logs()}")
             try:
                 last = httpx.get(self.url + path, timeout=2)
-                if last.status_code == 200:
-                    return last
             except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        pytest.fail(f"{self.url}{path} not 200 after {timeout} s ({last}):\n{self.logs()}")
+                return None
+            return last if last.status_code == 200 else None
+
+        try:
+            return wait_until(answered, timeout_s=timeout, interval_s=0.5, what=self.url + path)
+        except WaitTimeout:
+            pytest.fail(f"{self.url}{path} not 200 after {timeout} s ({last}):\n{self.logs()}")
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -386,11 +389,15 @@ def no_champion(
 
 def test_without_a_champion_the_service_runs_but_is_not_ready(no_champion: Service) -> None:
     with ScoringClient(no_champion.url) as client:
-        deadline = time.monotonic() + 180
-        ready, reason = client.ready()
-        while time.monotonic() < deadline and "loading the champion" in reason:
-            time.sleep(1)  # the first load attempt is still running
+
+        def settled() -> tuple[bool, str] | None:
             ready, reason = client.ready()
+            return None if "loading the champion" in reason else (ready, reason)
+
+        # the first load attempt may still be running
+        ready, reason = wait_until(
+            settled, timeout_s=180, interval_s=1, what="the first champion load to end"
+        )
         assert not ready
         assert "crm-model-without-champion@champion" in reason and "crm train" in reason
         with pytest.raises(ServiceUnavailable, match="Not ready"):
