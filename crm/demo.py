@@ -8,8 +8,10 @@ happens, so a demo never leaves a server behind.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -95,6 +97,49 @@ def running(
         for app, process in reversed(started):
             stop_group(process.pid, grace_s=20)  # its workers too, even if the leader is gone
             on_event(f"{app.name} stopped")
+
+
+def serve(
+    settings: Settings,
+    scorer_port: int,
+    explorer_port: int,
+    *,
+    wait: bool,
+    started: float,
+    say: Callable[[str], None],
+) -> None:
+    """Start the scorer and the explorer; with `wait`, keep them up until Ctrl-C or SIGTERM.
+
+    `started` is when the command began (`time.perf_counter()`), for the "ready after" line.
+    """
+    apps = [scorer_app(scorer_port), explorer_app(explorer_port)]
+    _interrupt_on_signals()
+    with running(apps, settings, on_event=lambda msg: say(f"  {msg}")):
+        say(
+            f"\n[bold]Ready after {time.perf_counter() - started:.0f} s[/bold] "
+            f"(profile {settings.profile}):\n"
+            f"  scorer    {apps[0].url}  (OpenAPI docs at {apps[0].url}/docs)\n"
+            f"  explorer  {apps[1].url}\n"
+        )
+        if not wait:
+            return
+        say("Ctrl-C stops both.")
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            say("\nStopping…")
+
+
+def _interrupt_on_signals() -> None:
+    """Ctrl-C and SIGTERM both stop the demo cleanly, even when the shell that started us
+    ignores SIGINT (as non-interactive shells do for background jobs)."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _wait_ready(app: App, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
