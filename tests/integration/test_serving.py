@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 import xgboost as xgb
 
@@ -114,7 +115,7 @@ class TcpProxy:
 class Service:
     """`bentoml serve serving.service:Scorer` in its own process group, logs to a file."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, cwd: Path = ROOT) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -129,9 +130,11 @@ class Service:
                 "127.0.0.1",
                 "--port",
                 str(self.port),
+                "--working-dir",
+                str(ROOT),
             ],
-            cwd=ROOT,
-            env={**os.environ, **env},
+            cwd=cwd,  # where the settings' `.env` is read from
+            env={k: v for k, v in {**os.environ, **env}.items() if k != "CRM_API_TOKEN"} | env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -172,8 +175,10 @@ def pg_proxy(stack_pipeline: Settings) -> Iterator[TcpProxy]:
     proxy.stop()
 
 
-def _started(request: pytest.FixtureRequest, env: dict[str, str], name: str, tmp: Path) -> Service:
-    service = Service(env, tmp / f"{name}.log")
+def _started(
+    request: pytest.FixtureRequest, env: dict[str, str], name: str, tmp: Path, cwd: Path = ROOT
+) -> Service:
+    service = Service(env, tmp / f"{name}.log", cwd)
     request.addfinalizer(service.stop)
     return service
 
@@ -185,13 +190,11 @@ def service(
     pg_proxy: TcpProxy,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Service:
-    env = {
-        **stack_env,
-        "CRM_PG_PORT": str(pg_proxy.port),
-        "CRM_API_TOKEN": TOKEN,
-        "CRM_SERVING_RETRY_SECONDS": "2",
-    }
-    svc = _started(request, env, "scorer", tmp_path_factory.mktemp("serving"))
+    """The scorer behind the proxy; its token is only in a `.env` file, as .env.example says."""
+    env = {**stack_env, "CRM_PG_PORT": str(pg_proxy.port), "CRM_SERVING_RETRY_SECONDS": "2"}
+    folder = tmp_path_factory.mktemp("serving")
+    (folder / ".env").write_text(f"CRM_API_TOKEN={TOKEN}\n")
+    svc = _started(request, env, "scorer", folder, cwd=folder)
     svc.wait("/readyz")
     return svc
 
@@ -339,6 +342,8 @@ def test_what_if_scores_explicit_features(client: ScoringClient) -> None:
 
 
 def test_token_is_required_on_scoring_routes(service: Service, deal_ids: dict) -> None:
+    """The token is only in the service's `.env` (not its environment): it is still enforced."""
+    assert "CRM_API_TOKEN" not in psutil.Process(service.process.pid).environ()
     for token in (None, "wrong-token"):
         with ScoringClient(service.url, token=token) as anonymous:
             with pytest.raises(Unauthorized):
