@@ -1,4 +1,8 @@
-"""Prefect flow `train`: Feast examples of a validated snapshot -> models -> MLflow -> gate."""
+"""Prefect flow `train`: Feast examples of a validated snapshot -> models -> MLflow -> gate.
+
+The flow returns the training report's JSON-able summary and prints nothing; `crm train` renders
+it with `training.summary.print_summary`.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +11,31 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.retries import TRANSIENT_RETRIES, TRANSIENT_RETRY_DELAY_S, transient_only
+from infra.runtime import quiet_user_errors
 from infra.settings import get_settings
-from training.run import print_summary
+from training.config import TrainingConfig
 from training.run import train as run_training
 
 
-@task(retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
-def train_and_register(snapshot: str | None, search_size: int, seed: int) -> dict[str, Any]:
-    """Train, log to MLflow and apply the promotion gate; the summary is the task's result."""
-    report = run_training(get_settings(), snapshot=snapshot, search_size=search_size, seed=seed)
-    print_summary(report)
-    return report.to_dict()
+# MLflow and Feast's stores are servers: retried on an outage, never on a user's mistake.
+@task(
+    retries=TRANSIENT_RETRIES,
+    retry_delay_seconds=TRANSIENT_RETRY_DELAY_S,
+    retry_condition_fn=transient_only,
+    cache_policy=NO_CACHE,
+)
+def train_and_register(snapshot: str | None, config: TrainingConfig) -> dict[str, Any]:
+    """Train, log to MLflow and apply the promotion gate; the report's summary is the result."""
+    return run_training(get_settings(), config, snapshot=snapshot).to_dict()
 
 
 @flow(name="train")
-def train(snapshot: str | None = None, search_size: int = 8, seed: int = 42) -> dict[str, Any]:
+def train(
+    snapshot: str | None = None,
+    search_size: int = TrainingConfig.search_size,
+    seed: int = TrainingConfig.seed,
+) -> dict[str, Any]:
     """Train on `snapshot` (the latest validated one by default); returns the training report."""
-    return train_and_register(snapshot, search_size, seed)
+    quiet_user_errors()
+    return train_and_register(snapshot, TrainingConfig(search_size=search_size, seed=seed))

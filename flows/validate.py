@@ -8,6 +8,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from infra.lake import Lake
+from infra.runtime import quiet_user_errors
 from infra.settings import get_settings
 from ingestion.landing import list_snapshots
 from validation.errors import SnapshotNotLandedError
@@ -24,7 +25,7 @@ def latest_landed_snapshot(lake: Lake) -> str:
     return snapshots[-1]
 
 
-@task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE)  # reads and writes the lake, which retries its own calls
 def run_validation(snapshot: str | None, threshold: float | None) -> ValidationResult:
     """Validate the snapshot; writes quarantine and report, publishes validated/ if it passes."""
     settings = get_settings()
@@ -43,6 +44,7 @@ def validate(snapshot: str | None = None, threshold: float | None = None) -> dic
     `threshold` is the minimum quality score; None means the settings' `quality_threshold`
     (`CRM_QUALITY_THRESHOLD`, or `.env`), read when the flow runs.
     """
+    quiet_user_errors()
     result = run_validation(snapshot, threshold)
     ensure_valid(result)
     return result.summary()

@@ -3,12 +3,12 @@
 Each closed opportunity (Won = 1, Lost = 0) becomes one example at its engagement and one every
 `step_days` after that while it was still open (strictly before its close date, so its own
 outcome is never in the daily stats it is joined with). The entity frame carries the keys (with
-the account's `sector`, join key of the product x sector stats), the
-as-of `event_timestamp`, the label, `label_timestamp` (close date, for the leak-free split, never
-a feature) and the request inputs of the on-demand view (`engage_date`, `request_timestamp`);
-everything else comes from `get_historical_features` on the feature service
-`opportunity_scoring_v1`, point-in-time joined by Feast. Deals engaged and closed on the same day
-have no as-of time before their outcome and give no example.
+the account's `sector`, join key of the product x sector stats), the as-of `event_timestamp`, the
+label, `label_timestamp` (close date, for the leak-free split, never a feature) and the request
+inputs of the on-demand view (`engage_date`, `request_timestamp`); everything else comes from
+`get_historical_features` on the scoring service (`feature_repo.feature_services.SCORING_SERVICE`),
+point-in-time joined by Feast. Deals engaged and closed on the same day have no as-of time before
+their outcome and give no example.
 """
 
 from __future__ import annotations
@@ -19,25 +19,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from feature_repo.entities import ACCOUNT, OPPORTUNITY_ID, PRODUCT, SALES_AGENT, SECTOR
+from feature_repo.feature_services import SCORING_SERVICE
 from infra.lake import Lake
 from infra.settings import Settings
 from ingestion.tables import ACCOUNTS, SALES_PIPELINE, STAGES_CLOSED
 from training.errors import ExamplesError
-from training.features import (
-    ENTITY_KEYS,
-    LABEL,
-    LABEL_TIMESTAMP,
-    OPPORTUNITY_ID,
-    SECTOR,
-    TIMESTAMP,
-    TRUE_PROBABILITY,
-)
+from training.features import LABEL, LABEL_TIMESTAMP, TIMESTAMP, TRUE_PROBABILITY
 
 if TYPE_CHECKING:
     from feast import FeatureStore
 
-FEATURE_SERVICE = "opportunity_scoring_v1"
 STEP_DAYS = 30
+# The keys each example copies from its pipeline row; its `sector` is looked up from the account.
+DEAL_ROW_KEYS: tuple[str, ...] = (OPPORTUNITY_ID, SALES_AGENT, ACCOUNT, PRODUCT)
+WON, LOST = STAGES_CLOSED
 
 
 @dataclass
@@ -66,7 +62,7 @@ def entity_frame(
     the join key of `product_sector_daily_stats`; closed deals always have an account.
     """
     deals = pipeline[pipeline["deal_stage"].isin(STAGES_CLOSED)]
-    deals = deals.dropna(subset=["engage_date", "close_date", "account"])
+    deals = deals.dropna(subset=["engage_date", "close_date", ACCOUNT])
     if deals.empty:
         raise ExamplesError(
             "The pipeline has no closed deal with engage and close dates: nothing to learn from. "
@@ -80,21 +76,21 @@ def entity_frame(
     repeat = np.repeat(np.arange(len(deals)), steps)
     k = np.arange(len(repeat)) - np.repeat(np.cumsum(steps) - steps, steps)
     as_of = engage[repeat] + (k * (step_days or 0)).astype("timedelta64[D]")
-    frame = pd.DataFrame({key: deals[key].to_numpy()[repeat] for key in ENTITY_KEYS})
+    frame = pd.DataFrame({key: deals[key].to_numpy()[repeat] for key in DEAL_ROW_KEYS})
     frame[TIMESTAMP] = pd.to_datetime(as_of, utc=True)
-    frame[LABEL] = (deals["deal_stage"].to_numpy()[repeat] == "Won").astype("int64")
+    frame[LABEL] = (deals["deal_stage"].to_numpy()[repeat] == WON).astype("int64")
     frame[LABEL_TIMESTAMP] = pd.to_datetime(close[repeat], utc=True)
     frame["engage_date"] = pd.to_datetime(engage[repeat], utc=True)
     frame = frame[frame[TIMESTAMP] < frame[LABEL_TIMESTAMP]].reset_index(drop=True)
     frame["request_timestamp"] = frame[TIMESTAMP]
     if accounts is not None:
-        sectors = accounts.drop_duplicates("account").set_index("account")[SECTOR]
-        frame[SECTOR] = frame["account"].map(sectors)
+        sectors = accounts.drop_duplicates(ACCOUNT).set_index(ACCOUNT)[SECTOR]
+        frame[SECTOR] = frame[ACCOUNT].map(sectors)
     return frame
 
 
 def historical_features(
-    store: FeatureStore, entity_df: pd.DataFrame, feature_service: str = FEATURE_SERVICE
+    store: FeatureStore, entity_df: pd.DataFrame, feature_service: str = SCORING_SERVICE
 ) -> pd.DataFrame:
     """Point-in-time features of the feature service, joined to the entity rows by Feast."""
     service = store.get_feature_service(feature_service)
@@ -105,7 +101,7 @@ def historical_features(
 
 
 def attach_truth(frame: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
-    """Add the true win probability (simulated data only) for the oracle metrics."""
+    """Add the true win probability (synthetic data only) for the oracle metrics."""
     truth = truth[[OPPORTUNITY_ID, TRUE_PROBABILITY]].drop_duplicates(OPPORTUNITY_ID)
     return frame.merge(truth, on=OPPORTUNITY_ID, how="left")
 
@@ -116,7 +112,7 @@ def build_examples(
     *,
     step_days: int | None = STEP_DAYS,
     store: FeatureStore | None = None,
-    feature_service: str = FEATURE_SERVICE,
+    feature_service: str = SCORING_SERVICE,
 ) -> Examples:
     """Examples of a validated snapshot (default: the latest) with Feast features and lineage."""
     from feature_tables.store import feature_store

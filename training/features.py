@@ -17,22 +17,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from feature_repo.entities import JOIN_KEYS
+from feature_repo.on_demand import scoring_request
 from training.errors import ExamplesError
 
-OPPORTUNITY_ID = "opportunity_id"
-ENTITY_KEYS: tuple[str, ...] = (OPPORTUNITY_ID, "sales_agent", "account", "product")
-# Join key of the product x sector stats, looked up from the account (not a pipeline column). Not a
-# model input: `account_profile__sector` already carries the same value as a categorical feature.
-SECTOR = "sector"
-JOIN_KEYS: tuple[str, ...] = (*ENTITY_KEYS, SECTOR)
 TIMESTAMP = "event_timestamp"
 LABEL = "label"
 # When the outcome became known (the close date): used to split without leaking, never a feature.
 LABEL_TIMESTAMP = "label_timestamp"
-# Ground truth of simulated data: for the oracle metrics only.
+# Ground truth of synthetic data: for the oracle metrics only.
 TRUE_PROBABILITY = "win_probability"
 # Request inputs of the on-demand view (`days_open`, `engage_month`, ... are derived from them).
-REQUEST_COLUMNS: tuple[str, ...] = ("engage_date", "request_timestamp")
+REQUEST_COLUMNS: tuple[str, ...] = tuple(field.name for field in scoring_request.schema)
+# Besides those, the join keys are no model inputs: ids carry no signal that generalises, and the
+# `sector` key's value is already the categorical feature `account_profile__sector`.
 NON_FEATURES: frozenset[str] = frozenset(
     {
         *JOIN_KEYS,

@@ -21,6 +21,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from training.errors import LeakageError
+from training.features import LABEL, TRUE_PROBABILITY
 
 REFUSED_NAMES: frozenset[str] = frozenset(
     {
@@ -34,8 +35,8 @@ REFUSED_NAMES: frozenset[str] = frozenset(
         "lost",
         "is_lost",
         "outcome",
-        "label",
-        "win_probability",
+        LABEL,
+        TRUE_PROBABILITY,
         "days_to_close",
         "deal_duration",
         "duration_days",

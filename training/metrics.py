@@ -1,7 +1,7 @@
 """Test-window metrics: discrimination, probability quality, calibration, and the oracle.
 
 The base-rate Brier (predicting the training win rate for every deal) is the floor a useful
-model must beat. With simulated data the true win probability is known: the oracle's AUC and
+model must beat. With synthetic data the true win probability is known: the oracle's AUC and
 Brier on the *same* test examples are the ceiling, and the ratios say how much of the learnable
 signal the model recovered.
 """
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
+# Probabilities are clipped to [EPS, 1 - EPS] wherever a logit or a log loss is taken.
 EPS = 1e-6
 
 

@@ -25,8 +25,8 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from training.features import FeatureSpec
 from training.leakage import base_name
+from training.metrics import EPS
 
-EPS = 1e-6
 MONOTONE_INCREASING = ("win_rate",)
 
 # The search space; `search_configs` takes a seeded sample of it.

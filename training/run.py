@@ -1,25 +1,27 @@
 """The whole training step as one plain function: examples -> split -> guard -> models -> MLflow.
 
-`train` is what `flows/train.py` and `crm train` call; it is testable without Prefect.
+`train` is what the Prefect flow `train` (flows/train.py) runs; it is testable without Prefect.
+The flow returns `TrainingReport.to_dict()` and prints nothing: `training.summary` renders that
+dict for a terminal.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import numpy as np
 import pandas as pd
-from rich.console import Console
-from rich.table import Table
 from threadpoolctl import threadpool_limits
 
+from feature_repo.feature_services import SCORING_SERVICE
 from infra.settings import Settings
 from training import plots, tracking
-from training.examples import FEATURE_SERVICE, build_examples
+from training.config import TrainingConfig
+from training.examples import build_examples
 from training.features import LABEL, TRUE_PROBABILITY, FeatureSpec, feature_columns
 from training.leakage import guard
 from training.metrics import evaluate, probability_metrics
@@ -33,8 +35,6 @@ from training.models import (
 )
 from training.registry import PromotionDecision, promote, register
 from training.split import TimeSplit, time_split
-
-MODEL_METRICS = ("auc", "log_loss", "brier", "accuracy", "ece")
 
 
 @dataclass
@@ -73,39 +73,22 @@ class TrainingReport:
 
 def train(
     settings: Settings,
-    examples: pd.DataFrame | None = None,
+    config: TrainingConfig | None = None,
     *,
+    examples: pd.DataFrame | None = None,
     snapshot: str | None = None,
     lineage: dict[str, Any] | None = None,
-    search_size: int = 8,
-    seed: int = 42,
-    test_fraction: float = 0.2,
-    valid_fraction: float = 0.15,
-    track: bool = True,
-    register_model: bool = True,
-    n_jobs: int = 1,
 ) -> TrainingReport:
     """Train baseline and XGBoost on a time split, log to MLflow, register and gate the model.
 
-    `examples` defaults to the Feast examples of the latest validated snapshot. With
-    `track=False` nothing is written to MLflow (and nothing is registered).
+    `examples` defaults to the Feast examples of `snapshot` (the latest validated one by
+    default); `lineage` adds to (or, for given examples, states) where they came from.
     """
+    config = config or TrainingConfig()
     started = time.perf_counter()
     # BLAS/OpenMP threads beyond n_jobs only fight each other on a shared machine.
-    with threadpool_limits(limits=n_jobs):
-        report = _train(
-            settings,
-            examples,
-            snapshot=snapshot,
-            lineage=lineage,
-            search_size=search_size,
-            seed=seed,
-            test_fraction=test_fraction,
-            valid_fraction=valid_fraction,
-            track=track,
-            register_model=register_model,
-            n_jobs=n_jobs,
-        )
+    with threadpool_limits(limits=config.n_jobs):
+        report = _train(settings, config, examples, snapshot, lineage)
     report.wall_time_s = time.perf_counter() - started
     if report.run_id:
         mlflow.set_tracking_uri(settings.tracking_uri)
@@ -115,25 +98,20 @@ def train(
 
 def _train(
     settings: Settings,
+    config: TrainingConfig,
     examples: pd.DataFrame | None,
-    *,
     snapshot: str | None,
     lineage: dict[str, Any] | None,
-    search_size: int,
-    seed: int,
-    test_fraction: float,
-    valid_fraction: float,
-    track: bool,
-    register_model: bool,
-    n_jobs: int,
 ) -> TrainingReport:
     if examples is None:
-        built = build_examples(settings, snapshot)
+        built = build_examples(settings, snapshot, step_days=config.step_days)
         examples, lineage = built.frame, {**built.lineage, **(lineage or {})}
-    lineage = {"feature_service": FEATURE_SERVICE, "feast_project": settings.feast_project} | (
+    lineage = {"feature_service": SCORING_SERVICE, "feast_project": settings.feast_project} | (
         lineage or {}
     )
-    split = time_split(examples, test_fraction=test_fraction, valid_fraction=valid_fraction)
+    split = time_split(
+        examples, test_fraction=config.test_fraction, valid_fraction=config.valid_fraction
+    )
     columns = feature_columns(examples)
     y_train, y_valid, y_test = (s[LABEL].to_numpy() for s in (split.train, split.valid, split.test))
     univariate = guard(split.train, y_train, columns)
@@ -145,11 +123,18 @@ def _train(
 
     train_x, valid_x, test_x = (spec.encode(s) for s in (split.train, split.valid, split.test))
     search = fit_xgboost(
-        train_x, y_train, valid_x, y_valid, spec, search_size=search_size, seed=seed, n_jobs=n_jobs
+        train_x,
+        y_train,
+        valid_x,
+        y_valid,
+        spec,
+        search_size=config.search_size,
+        seed=config.seed,
+        n_jobs=config.n_jobs,
     )
     model = WinProbabilityModel(final_booster(search), spec)
     calibrator, calibration_losses = choose_calibration(
-        model.raw_proba_encoded(valid_x), y_valid, seed
+        model.raw_proba_encoded(valid_x), y_valid, config.seed
     )
     model.calibrator = calibrator
     p_model = calibrator.apply(model.raw_proba_encoded(test_x))
@@ -175,35 +160,27 @@ def _train(
         univariate_auc_max=max(univariate.values(), default=0.5),
         model=model,
     )
-    if track:
+    if config.track:
         scores = {"xgboost": p_model, "baseline": p_baseline}
         if truth is not None:
             scores["oracle"] = truth
-        _track(
-            settings,
-            report,
-            model,
-            search.trials,
-            univariate,
-            split,
-            test_x,
-            scores,
-            register_model,
-        )
+        _track(settings, config, report, split, test_x, scores, search.trials, univariate)
     return report
 
 
 def _track(
     settings: Settings,
+    config: TrainingConfig,
     report: TrainingReport,
-    model: WinProbabilityModel,
-    trials: list[dict[str, Any]],
-    univariate: dict[str, float],
     split: TimeSplit,
     test_x: pd.DataFrame,
     scores: dict[str, np.ndarray],
-    register_model: bool,
+    trials: list[dict[str, Any]],
+    univariate: dict[str, float],
 ) -> None:
+    """Log the run to MLflow; with `config.register_model`, register the model and gate it."""
+    model = report.model
+    assert model is not None  # set by _train
     y_test = split.test[LABEL].to_numpy()
     experiment_id = tracking.configure(settings)
     tags = {
@@ -218,6 +195,7 @@ def _track(
         mlflow.log_params(tracking.flat_params("xgb_", report.best_params))
         mlflow.log_params(tracking.flat_params("split_", report.split))
         mlflow.log_params(tracking.flat_params("lineage_", report.lineage))
+        mlflow.log_params(tracking.flat_params("config_", asdict(config)))
         mlflow.log_params(
             {
                 "calibration": report.calibration,
@@ -242,7 +220,7 @@ def _track(
                 ]
             )
         info = tracking.log_model(model, test_x)
-        if register_model:
+        if config.register_model:
             version = register(settings, info.model_uri, report.run_id)
             report.model_version = version
             decision = promote(settings, version, report.metrics["xgboost"], split.test, y_test)
@@ -254,33 +232,3 @@ def _track(
                     "promotion_reason": decision.reason,
                 }
             )
-
-
-def print_summary(report: TrainingReport, console: Console | None = None) -> None:
-    """The metrics table (baseline, XGBoost, oracle) and the promotion decision."""
-    console = console or Console()
-    table = Table(title="Test window (used once)")
-    table.add_column("model")
-    for name in MODEL_METRICS:
-        table.add_column(name, justify="right")
-    for model_name, values in report.metrics.items():
-        table.add_row(model_name, *(f"{values[m]:.4f}" for m in MODEL_METRICS))
-    xgb_metrics = report.metrics["xgboost"]
-    table.add_row("base rate", "0.5000", "", f"{xgb_metrics['base_rate_brier']:.4f}", "", "")
-    console.print(table)
-    if "auc_ratio_to_oracle" in xgb_metrics:
-        console.print(
-            f"XGBoost / oracle: AUC x{xgb_metrics['auc_ratio_to_oracle']:.3f}, "
-            f"Brier x{xgb_metrics['brier_ratio_to_oracle']:.3f}"
-        )
-    console.print(
-        f"calibration: {report.calibration}; features: {report.n_features}; "
-        f"examples train/valid/test: {report.split['train_examples']}/"
-        f"{report.split['valid_examples']}/{report.split['test_examples']}; "
-        f"wall time {report.wall_time_s:.1f} s"
-    )
-    if report.decision:
-        verdict = "promoted to champion" if report.decision.promoted else "not promoted"
-        console.print(f"v{report.decision.version} {verdict}: {report.decision.reason}")
-    if report.run_id:
-        console.print(f"MLflow run {report.run_id}")

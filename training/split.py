@@ -17,8 +17,9 @@ from typing import cast
 
 import pandas as pd
 
+from feature_repo.entities import OPPORTUNITY_ID
 from training.errors import ExamplesError
-from training.features import LABEL, LABEL_TIMESTAMP, OPPORTUNITY_ID, TIMESTAMP
+from training.features import LABEL, LABEL_TIMESTAMP, TIMESTAMP
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ local files; stack/prod: the MLflow server and S3). `mlflow.set_tracking_uri` is
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -78,7 +77,3 @@ def log_model(model: WinProbabilityModel, encoded_example: pd.DataFrame) -> Mode
 
 def scratch_dir() -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(prefix="crm-train-")
-
-
-def dump(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, default=str)

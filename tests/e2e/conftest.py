@@ -54,6 +54,7 @@ def prepare_local_profile(
     from infra.lake import Lake
     from ingestion.landing import land
     from ingestion.synthetic import generate
+    from training.config import TrainingConfig
     from training.run import train
     from validation.run import validate_snapshot
 
@@ -66,12 +67,16 @@ def prepare_local_profile(
                 source.tables[SALES_PIPELINE], BROKEN_ROWS
             )
         land(lake, source, snapshot, code_version="explorer-e2e")
-        scores[snapshot] = validate_snapshot(lake, snapshot).score.value
+        scores[snapshot] = validate_snapshot(
+            lake, snapshot, threshold=settings.quality_threshold
+        ).score.value
     rows = build_feature_tables(lake, SNAPSHOTS[-1])
     store = feature_store(settings)
     apply(store, settings)
     materialize(store)
-    reports = [train(settings, search_size=2, seed=seed + i) for i in range(trainings)]
+    reports = [
+        train(settings, TrainingConfig(search_size=2, seed=seed + i)) for i in range(trainings)
+    ]
     return {"validation_scores": scores, "feature_rows": rows, "trainings": reports}
 
 

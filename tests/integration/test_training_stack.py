@@ -8,10 +8,10 @@ import pytest
 
 from infra.runtime import prepare_process
 from infra.settings import Settings
-from tests.unit.test_training_registry import _scrambled_history
+from tests.support.training_data import generator_examples, scrambled_history
+from training.config import TrainingConfig
 from training.registry import CHALLENGER, CHAMPION, alias_version, load_model
 from training.run import train
-from training.simulated import simulate_examples
 
 pytestmark = pytest.mark.integration
 
@@ -19,22 +19,23 @@ pytestmark = pytest.mark.integration
 def test_gate_both_ways_on_the_mlflow_server(stack_settings: Settings) -> None:
     settings = stack_settings.model_copy(update={"model_name": "crm-gate-test"})
     prepare_process(settings)
-    examples = simulate_examples(6000, seed=21)
-    weak = _scrambled_history(examples)
+    examples = generator_examples(6000, seed=21)
+    weak = scrambled_history(examples)
+    config = TrainingConfig(search_size=2)
     mlflow.set_tracking_uri(settings.tracking_uri)
     client = mlflow.MlflowClient()
     if client.search_registered_models(f"name = '{settings.model_name}'"):
         client.delete_registered_model(settings.model_name)  # a rerun starts from no champion
 
-    first = train(settings, weak, search_size=2)
+    first = train(settings, config, examples=weak)
     assert first.decision is not None and first.decision.promoted
     assert alias_version(settings, CHAMPION) == first.model_version
 
-    better = train(settings, examples, search_size=2)
+    better = train(settings, config, examples=examples)
     assert better.decision is not None and better.decision.promoted, better.decision
     assert alias_version(settings, CHAMPION) == better.model_version
 
-    worse = train(settings, weak, search_size=2)
+    worse = train(settings, config, examples=weak)
     assert worse.decision is not None and not worse.decision.promoted
     assert "champion kept" in worse.decision.reason
     assert alias_version(settings, CHAMPION) == better.model_version

@@ -4,6 +4,11 @@ Invariance: fields that are not features (ids, timestamps, the truth) do not mov
 Direction: all else equal, a better agent track record never lowers it and on average raises it.
 Minimum functionality: probabilities are probabilities, the best agents' deals rank above the
 worst agents' deals, and the model beats the base rate on the test window.
+
+Data: the project's generator with the scoring service's features computed in memory
+(`tests.support.training_data`). Measured at 12,000 opportunities, seed 8: +0.15 on the agent's
+rates raises the score by 0.049 on average (seeds 1, 2: 0.031, 0.049), the top agents' deals score
+0.21 above the bottom agents' (0.30, 0.30), test AUC 0.731 (0.743, 0.722).
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ import pandas as pd
 import pytest
 
 from infra.settings import Settings
+from tests.support.training_data import generator_examples
+from training.config import TrainingConfig
 from training.models import WinProbabilityModel
 from training.run import TrainingReport, train
-from training.simulated import simulate_examples
 from training.split import time_split
 
 pytestmark = pytest.mark.unit
@@ -30,9 +36,11 @@ AGENT_RATES = [
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainingReport, pd.DataFrame]:
-    examples = simulate_examples(12_000, seed=8)
+    examples = generator_examples(12_000, seed=8)
     home = Path(tmp_path_factory.mktemp("behaviour"))
-    report = train(Settings(home=home), examples, track=False, search_size=2)
+    report = train(
+        Settings(home=home), TrainingConfig(track=False, search_size=2), examples=examples
+    )
     return report, time_split(examples).test
 
 

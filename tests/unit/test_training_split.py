@@ -5,9 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from feature_repo.entities import OPPORTUNITY_ID
+from tests.support.training_data import generator_examples
 from training.errors import ExamplesError
-from training.features import LABEL_TIMESTAMP, OPPORTUNITY_ID, TIMESTAMP
-from training.simulated import simulate_examples
+from training.features import LABEL_TIMESTAMP, TIMESTAMP
 from training.split import time_split
 
 pytestmark = pytest.mark.unit
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.unit
 
 @pytest.fixture(scope="module")
 def examples() -> pd.DataFrame:
-    return simulate_examples(4000, seed=3)
+    return generator_examples(4000, seed=3)
 
 
 def test_slices_are_disjoint_by_opportunity(examples: pd.DataFrame) -> None:
