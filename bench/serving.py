@@ -20,7 +20,6 @@ import math
 import os
 import platform
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from infra.processes import WaitTimeout, http_ok, stop_group, wait_until
+from infra.processes import WaitTimeout, http_ok, start_group, stop_group, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "serving.json"
@@ -120,14 +119,9 @@ class Server:
         self.target = target
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log_dir / f"{target.name.split()[0]}.log"
-        self._log = self.log_path.open("w")
-        self.process = subprocess.Popen(
-            target.command,
-            cwd=ROOT,
-            env={**os.environ, **target.env},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        self.log_path.unlink(missing_ok=True)
+        self.process = start_group(
+            target.command, self.log_path, cwd=ROOT, env={**os.environ, **target.env}
         )
 
     def wait_ready(self, timeout: float = 300) -> None:
@@ -145,7 +139,6 @@ class Server:
 
     def stop(self) -> None:
         stop_group(self.process.pid, grace_s=20)  # its workers too, even if the leader is gone
-        self._log.close()
 
 
 # ---------------------------------------------------------------------------- load

@@ -54,16 +54,8 @@ def land(
 ) -> None:
     """Land a source as a raw snapshot in the lake (Prefect flow `land`)."""
     check_source_first("land", source, opportunities)
-    summary = run_flow(
-        "land",
-        "flows.land:land",
-        as_json=as_json,
-        source=source,
-        snapshot=snapshot,
-        opportunities=opportunities,
-        seed=seed,
-    )
-    print_summary("landed", summary, as_json)
+    params = {"source": source, "snapshot": snapshot, "opportunities": opportunities, "seed": seed}
+    print_summary("landed", run_flow("land", "flows.land:land", as_json=as_json, **params), as_json)
 
 
 @app.command("validate")
@@ -75,13 +67,8 @@ def validate(
     as_json: bool = AS_JSON,
 ) -> None:
     """Check a landed snapshot against the data contracts; gate downstream (flow `validate`)."""
-    summary = run_flow(
-        "validate",
-        "flows.validate:validate",
-        as_json=as_json,
-        snapshot=snapshot,
-        threshold=threshold,
-    )
+    params = {"snapshot": snapshot, "threshold": threshold}
+    summary = run_flow("validate", "flows.validate:validate", as_json=as_json, **params)
     print_summary("validated", summary, as_json)
 
 
@@ -120,14 +107,8 @@ def pipeline(
 ) -> None:
     """land → validate → features → materialize → train/promote (flow `crm-pipeline`)."""
     check_source_first("pipeline", source, opportunities)
-    summary = run_flow(
-        "pipeline",
-        "flows.pipeline:pipeline",
-        as_json=as_json,
-        source=source,
-        snapshot=snapshot,
-        opportunities=opportunities,
-    )
+    params = {"source": source, "snapshot": snapshot, "opportunities": opportunities}
+    summary = run_flow("pipeline", "flows.pipeline:pipeline", as_json=as_json, **params)
     if as_json:
         print_json(summary)
         return

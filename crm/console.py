@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from infra.errors import CRMError
-from infra.settings import Settings
+from infra.settings import Settings, settings_problems
 
 console = Console()
 # Errors go to stderr, one line each however long: they are read, and grepped.
@@ -38,8 +38,8 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        messages = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
-        fail("reading the settings", ValueError(messages), code=2)
+        errors.print(f"[red]Invalid settings:[/red] {escape(settings_problems(exc))}")
+        raise typer.Exit(2) from exc
 
 
 def run_step(name: str, step: Callable[[], Any], *, quiet: bool = False) -> Any:

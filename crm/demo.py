@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.errors import CRMError
-from infra.processes import WaitTimeout, http_ok, port_open, stop_group, wait_until
+from infra.processes import WaitTimeout, http_ok, port_open, start_group, stop_group, wait_until
 from infra.settings import PROJECT_ROOT, Settings
 
 
@@ -79,16 +79,7 @@ def running(
                     f"Port {app.port} for the {app.name} is taken: stop what uses it or choose "
                     f"another port (`crm demo --help`)."
                 )
-            log = (logs / f"{app.name}.log").open("ab")
-            process = subprocess.Popen(
-                app.command,
-                cwd=PROJECT_ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            process = start_group(app.command, logs / f"{app.name}.log", cwd=PROJECT_ROOT, env=env)
             started.append((app, process))
             _wait_ready(app, process, logs / f"{app.name}.log", timeout_s)
             on_event(f"{app.name} ready at {app.url}")

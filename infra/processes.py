@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import suppress
+from pathlib import Path
 from typing import TypeVar
 
 import psutil
@@ -49,6 +51,27 @@ def wait_until(
         return retrying(check)
     except RetryError:
         raise WaitTimeout(f"Gave up waiting for {what} after {timeout_s:g} s.") from None
+
+
+def start_group(
+    command: list[str], log: Path, *, cwd: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start `command` as the leader of a new process group, output appended to `log`.
+
+    Its own group so that `stop_group` stops its workers too; stdin closed so it never waits on
+    a terminal. `env` is the child's whole environment (default: this process's).
+    """
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:  # the child keeps its own copy of the file
+        return subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=dict(os.environ if env is None else env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

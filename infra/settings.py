@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from infra.errors import CRMError
@@ -262,3 +262,13 @@ def get_settings() -> Settings:
     and nothing has to be cleared. Reading is cheap next to any work that needs the settings.
     """
     return Settings()
+
+
+def settings_problems(exc: ValidationError) -> str:
+    """`CRM_FIELD: what is wrong` for each invalid setting (a profile check names its own)."""
+    problems = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        field = error["loc"][0] if error["loc"] else None
+        problems.append(f"CRM_{str(field).upper()}: {message}" if field else message)
+    return "; ".join(problems)

@@ -64,7 +64,7 @@ def ensure_databases(settings: Settings) -> None:
 
     user = settings.secret("pg_user")
     password = settings.secret("pg_password")
-    with psycopg.connect(settings.pg_admin_dsn, autocommit=True) as con:
+    with psycopg.connect(settings.pg_admin_dsn, autocommit=True, connect_timeout=5) as con:
         role = con.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
         statement = (
             "ALTER ROLE {} LOGIN PASSWORD {}" if role else "CREATE ROLE {} LOGIN PASSWORD {}"

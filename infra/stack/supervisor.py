@@ -9,13 +9,12 @@ close, so a server the user started by hand is never touched. Logs go to
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.processes import WaitTimeout, alive, port_open, stop_group, wait_until
+from infra.processes import WaitTimeout, alive, port_open, start_group, stop_group, wait_until
 from infra.settings import Settings
 from infra.stack import catalogue
 from infra.stack.catalogue import Service
@@ -129,16 +128,10 @@ class Stack:
         assert svc.command is not None
         if svc.prepare:
             svc.prepare()
-        with self.log_file(svc.name).open("ab") as log:  # the child keeps its own copy
-            process = subprocess.Popen(
-                svc.command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, **svc.env},
-                cwd=self.root,
-                start_new_session=True,  # its own process group: `down` stops its children too
-            )
+        # Its own process group: `down` stops its children too.
+        process = start_group(
+            svc.command, self.log_file(svc.name), cwd=self.root, env={**os.environ, **svc.env}
+        )
         self.pid_file(svc.name).write_text(str(process.pid))
 
     def _wait_healthy(self, svc: Service) -> None:

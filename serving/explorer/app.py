@@ -13,7 +13,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from infra.runtime import prepare_process
-from infra.settings import get_settings
+from infra.settings import get_settings, settings_problems
 from serving.explorer.scoring import ScorerEndpoint
 
 HERE = Path(__file__).parent
@@ -25,8 +25,7 @@ st.set_page_config(
 try:
     settings = get_settings()
 except ValidationError as exc:
-    messages = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
-    st.error(f"Invalid settings: {messages}")
+    st.error(f"Invalid settings: {settings_problems(exc)}")
     st.stop()
 prepare_process(settings)
 

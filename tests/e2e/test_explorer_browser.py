@@ -19,10 +19,9 @@ from infra.lake import Lake
 from infra.settings import Settings
 from serving.client import ScoringClient
 from serving.explorer import data, scoring
-from tests.e2e.cdp import Chromium
-from tests.e2e.conftest import ROOT, local_profile_env
-
-pytestmark = pytest.mark.e2e
+from tests.support.cdp import Chromium
+from tests.support.cli import ROOT
+from tests.support.profiles import local_profile_env
 
 SCREENSHOTS = ROOT / "tests" / "artifacts" / "screenshots"
 APP = ROOT / "serving" / "explorer" / "app.py"

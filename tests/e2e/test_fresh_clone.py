@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from pathlib import Path
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import pytest
 
-from infra.processes import http_ok, stop_group
 from serving.client import ScoringClient
-from tests.conftest import ROOT
-from tests.e2e.conftest import free_port
-
-pytestmark = pytest.mark.e2e
+from tests.support.cli import ROOT, run
+from tests.support.servers import free_port, running, wait_http
 
 
 def clean_env() -> dict[str, str]:
@@ -27,19 +22,11 @@ def clean_env() -> dict[str, str]:
 
 def test_make_pipeline_in_a_fresh_clone_then_score_over_http(tmp_path: Path) -> None:
     clone = tmp_path / "crm-feature-platform"
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    assert run(["git", "clone", "-q", ROOT, clone]).returncode == 0
     assert not (clone / ".crm").exists()
 
     started = time.perf_counter()
-    pipeline = subprocess.run(
-        ["make", "pipeline"],
-        cwd=clone,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    pipeline = run(["make", "pipeline"], env=clean_env(), cwd=clone, timeout=900)
     pipeline_s = time.perf_counter() - started
     assert pipeline.returncode == 0, pipeline.stdout[-4000:] + pipeline.stderr[-4000:]
     assert "crm-pipeline — snapshot" in pipeline.stdout
@@ -51,32 +38,13 @@ def test_make_pipeline_in_a_fresh_clone_then_score_over_http(tmp_path: Path) -> 
     opportunity = open_ids[0].as_py()
 
     port = free_port()
-    log = (tmp_path / "scorer.log").open("wb")
-    scorer = subprocess.Popen(
-        [
-            str(clone / ".venv/bin/bentoml"),
-            "serve",
-            "serving.service:Scorer",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=clone,
-        env=clean_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+    bentoml = clone / ".venv/bin/bentoml"
+    command = [bentoml, "serve", "serving.service:Scorer", "--host", "127.0.0.1", "--port", port]
+    log = tmp_path / "scorer.log"
+    with running([str(c) for c in command], clean_env(), log, cwd=clone) as scorer:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 240
-        while not http_ok(f"{url}/readyz") and time.monotonic() < deadline:
-            assert scorer.poll() is None, (tmp_path / "scorer.log").read_text()[-3000:]
-            time.sleep(1)
+        wait_http(f"{url}/readyz", 240, scorer, log)
         score = ScoringClient(url).score(opportunity)
         assert score.opportunity_id == opportunity
         assert 0.0 < score.win_probability < 1.0
         assert score.model_version == "1" and score.profile == "local"
-    finally:
-        stop_group(scorer.pid, grace_s=20)

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from infra.lake import Lake
 from infra.layout import validated_manifest_key, validation_report_prefix
 from infra.settings import Settings
 from ingestion.tables import TABLES
-from tests.integration.conftest import SNAPSHOT
-
-pytestmark = pytest.mark.integration
+from tests.support.stack import SNAPSHOT
 
 
 def test_synthetic_lands_on_s3_with_a_manifest(

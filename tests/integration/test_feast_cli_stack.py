@@ -8,25 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.conftest import ROOT, crm
-
-pytestmark = pytest.mark.integration
+from tests.support.cli import crm, run
 
 YAML = "feature_repo/stack/feature_store.yaml"
 
 
 def shell(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", "-c", command],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return run(["bash", "-c", command], env=env)
 
 
 def user_env(home: Path, stack_env: dict[str, str]) -> dict[str, str]:

@@ -21,9 +21,7 @@ from feature_tables.compute import compute_feature_tables, write_feature_tables
 from feature_tables.store import feature_store, materialize
 from infra.lake import Lake
 from infra.settings import Settings
-from tests.unit.feature_reference import random_tables
-
-pytestmark = pytest.mark.integration
+from tests.support.feature_reference import random_tables
 
 VIEWS_SERVED = (
     "sales_agent_daily_stats",

@@ -15,8 +15,6 @@ from infra.stack import Stack
 from ingestion import landing
 from ingestion.synthetic import generate
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def own_s3(tmp_path: Path) -> Iterator[tuple[Stack, Settings]]:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import closing, suppress
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,22 +25,15 @@ import psutil
 import pytest
 import xgboost as xgb
 
-from infra.processes import WaitTimeout, stop_group, wait_until
+from infra.processes import WaitTimeout, start_group, stop_group, wait_until
 from infra.settings import Settings
 from serving.client import InvalidRequest, NotFound, ScoringClient, ServiceUnavailable, Unauthorized
+from tests.support.cli import ROOT
+from tests.support.servers import free_port
 
-pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-token-7c1d"
 OPP_KEYS = ("sales_agent", "account", "product", "sector")
 OPP_FEATURES = [f"opportunity:{f}" for f in (*OPP_KEYS, "engage_date")]
-
-
-def free_port() -> int:
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class TcpProxy:
@@ -119,26 +111,14 @@ class Service:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        self._log = log_path.open("w")
         bentoml = Path(sys.executable).parent / "bentoml"
-        self.process = subprocess.Popen(
-            [
-                str(bentoml),
-                "serve",
-                "serving.service:Scorer",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--working-dir",
-                str(ROOT),
-            ],
-            cwd=cwd,  # where the settings' `.env` is read from
-            env={k: v for k, v in {**os.environ, **env}.items() if k != "CRM_API_TOKEN"} | env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        command = [str(bentoml), "serve", "serving.service:Scorer", "--host", "127.0.0.1"]
+        command += ["--port", str(self.port), "--working-dir", str(ROOT)]
+        # cwd: where the settings' `.env` is read from; the token only ever comes from there
+        # or from `env`, never from this test process.
+        inherited = {k: v for k, v in os.environ.items() if k != "CRM_API_TOKEN"}
+        log_path.unlink(missing_ok=True)
+        self.process = start_group(command, log_path, cwd=cwd, env={**inherited, **env})
 
     def logs(self, tail: int = 80) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-tail:])
@@ -164,7 +144,6 @@ class Service:
     def stop(self) -> None:
         if self.process.poll() is None:
             stop_group(self.process.pid, grace_s=20)
-        self._log.close()
 
 
 @pytest.fixture(scope="module")

@@ -8,28 +8,17 @@ import sys
 import textwrap
 from pathlib import Path
 
-import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from pydantic import SecretStr
 
 from infra import duck
 from infra.lake import Lake, s3_filesystem
 from infra.settings import Settings
 from infra.stack import Stack
-from tests.conftest import ROOT, crm
-
-pytestmark = pytest.mark.integration
-
-
-def s3_client(settings: Settings):  # type: ignore[no-untyped-def]
-    return boto3.client(
-        "s3",
-        endpoint_url=settings.s3_endpoint_url,
-        aws_access_key_id=settings.secret("s3_access_key_id"),
-        aws_secret_access_key=settings.secret("s3_secret_access_key"),
-        region_name=settings.s3_region,
-    )
+from infra.stack.provision import s3_client
+from tests.support.cli import ROOT, crm
 
 
 def test_up_is_idempotent_and_status_shows_four_healthy(stack_env: dict[str, str]) -> None:
@@ -44,13 +33,8 @@ def test_up_is_idempotent_and_status_shows_four_healthy(stack_env: dict[str, str
 def test_buckets_exist_and_anonymous_access_is_refused(stack_settings: Settings) -> None:
     names = {b["Name"] for b in s3_client(stack_settings).list_buckets()["Buckets"]}
     assert {"data-lake", "mlflow-artifacts"} <= names
-    anonymous = boto3.client(
-        "s3",
-        endpoint_url=stack_settings.s3_endpoint_url,
-        aws_access_key_id="nobody",
-        aws_secret_access_key="wrong",
-        region_name="us-east-1",
-    )
+    wrong_keys = {"s3_access_key_id": SecretStr("nobody"), "s3_secret_access_key": SecretStr("x")}
+    anonymous = s3_client(stack_settings.model_copy(update=wrong_keys))
     with pytest.raises(Exception, match="(?i)denied|invalid|signature"):
         anonymous.list_objects_v2(Bucket="data-lake")
 

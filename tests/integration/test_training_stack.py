@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import boto3
 import mlflow
-import pytest
 
 from infra.runtime import prepare_process
 from infra.settings import Settings
@@ -12,8 +11,6 @@ from tests.support.training_data import generator_examples, scrambled_history
 from training.config import TrainingConfig
 from training.registry import CHALLENGER, CHAMPION, alias_version, load_model
 from training.run import train
-
-pytestmark = pytest.mark.integration
 
 
 def test_gate_both_ways_on_the_mlflow_server(stack_settings: Settings) -> None:

@@ -26,8 +26,6 @@ from training.models import WinProbabilityModel
 from training.run import TrainingReport, train
 from training.split import time_split
 
-pytestmark = pytest.mark.unit
-
 AGENT_RATES = [
     "sales_agent_daily_stats__win_rate_90d",
     "sales_agent_daily_stats__win_rate_all",

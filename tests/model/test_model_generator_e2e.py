@@ -14,15 +14,13 @@ import pytest
 from feature_repo.feature_services import SCORING_SERVICE
 from infra.lake import Lake
 from infra.settings import Settings
-from tests.conftest import local_profile_env
+from tests.support.profiles import local_profile_env
 from tests.support.training_data import generator_examples
 from training.config import TrainingConfig
 from training.examples import Examples, build_examples
 from training.features import LABEL, TRUE_PROBABILITY, feature_columns
 from training.leakage import refused_columns
 from training.run import TrainingReport, train
-
-pytestmark = pytest.mark.e2e
 
 SNAPSHOT = "2017-12-31"
 OPPORTUNITIES = 8800

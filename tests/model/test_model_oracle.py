@@ -13,11 +13,9 @@ from collections.abc import Iterator
 import pytest
 
 from infra.lake import Lake
-from tests.conftest import local_profile_env
+from tests.support.profiles import local_profile_env
 from training.config import TrainingConfig
 from training.run import TrainingReport, train
-
-pytestmark = pytest.mark.e2e
 
 SNAPSHOT = "2017-12-31"
 

@@ -21,8 +21,6 @@ from validation.errors import ValidationGateError
 from validation.gate import ensure_valid
 from validation.run import validate_snapshot
 
-pytestmark = pytest.mark.unit
-
 DATA = Path(__file__).resolve().parents[1] / "data"
 BASE = DATA / "base"
 CASES = sorted(p.name for p in (DATA / "broken").iterdir() if p.is_dir())

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from infra.settings import Settings
-
-pytestmark = pytest.mark.unit
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.cli import ROOT
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,7 @@ from serving.client import InvalidRequest, NotFound, ServiceUnavailable, Unautho
 from serving.explorer import data, runs, scoring
 from serving.explorer.errors import ExplorerError, NoData, ServiceDown
 from serving.schemas import Contribution, Score
-from tests.e2e.conftest import free_port
-
-pytestmark = pytest.mark.unit
+from tests.support.servers import free_port
 
 
 @pytest.fixture

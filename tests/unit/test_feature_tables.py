@@ -17,10 +17,8 @@ from infra.layout import feature_key, validated_key, validated_manifest_key
 from infra.settings import Settings
 from ingestion.synthetic import generate
 from ingestion.tables import TABLES
-from tests.unit.feature_reference import deals_from, random_tables, reference_stats_row
+from tests.support.feature_reference import deals_from, random_tables, reference_stats_row
 from validation.run import apply_aliases
-
-pytestmark = pytest.mark.unit
 
 D = date
 

@@ -15,8 +15,6 @@ from ingestion.sources import load_source
 from ingestion.synthetic import generate
 from ingestion.tables import SALES_PIPELINE, TABLES
 
-pytestmark = pytest.mark.unit
-
 CREDENTIAL_VARS = (
     "KAGGLE_USERNAME",
     "KAGGLE_KEY",

@@ -6,8 +6,6 @@ import pytest
 from infra.lake import Lake, LakeError
 from infra.settings import Settings
 
-pytestmark = pytest.mark.unit
-
 MANIFEST = "raw/_manifests/snapshot=2017-12-31/_manifest.json"
 KEY = "raw/accounts/snapshot=2017-12-31/accounts.parquet"
 

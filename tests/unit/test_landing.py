@@ -31,8 +31,6 @@ from ingestion.source_data import SourceData
 from ingestion.synthetic import generate
 from ingestion.tables import SALES_PIPELINE, SCHEMAS, TABLES
 
-pytestmark = pytest.mark.unit
-
 SNAPSHOT = "2017-12-31"
 
 

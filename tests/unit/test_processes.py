@@ -7,20 +7,20 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
 
 from infra.errors import CRMError
-from infra.processes import WaitTimeout, alive, group_alive, stop_group, wait_until
-
-pytestmark = pytest.mark.unit
+from infra.processes import WaitTimeout, alive, group_alive, start_group, stop_group, wait_until
 
 
 @pytest.fixture
-def group() -> Iterator[subprocess.Popen[bytes]]:
+def group(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """`sh` leading a session of its own with two `sleep` grandchildren; killed if a test fails."""
-    process = subprocess.Popen(["sh", "-c", "sleep 60 & sleep 60 & wait"], start_new_session=True)
+    command = ["sh", "-c", "echo started; sleep 60 & sleep 60 & wait"]
+    process = start_group(command, tmp_path / "logs" / "group.log", cwd=tmp_path)
     yield process
     if group_alive(process.pid):
         os.killpg(process.pid, signal.SIGKILL)
@@ -69,9 +69,11 @@ def test_an_error_in_the_check_ends_the_wait_at_once() -> None:
 
 
 def test_stop_group_stops_the_leader_and_its_grandchildren(
-    group: subprocess.Popen[bytes],
+    group: subprocess.Popen[bytes], tmp_path: Path
 ) -> None:
     sleeps = children(group.pid, 2)
+    assert os.getpgid(group.pid) == group.pid  # start_group made it a group leader
+    assert (tmp_path / "logs" / "group.log").read_text() == "started\n"
     assert group_alive(group.pid)
 
     assert stop_group(group.pid, grace_s=5)

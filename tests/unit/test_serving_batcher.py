@@ -10,8 +10,6 @@ import pytest
 
 from serving.batcher import MicroBatcher
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize("inline", [False, True])
 def test_concurrent_submissions_are_batched_in_order(inline: bool) -> None:

@@ -15,8 +15,6 @@ from serving.client import (
     _error_for,
 )
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize(
     ("status", "kind"),

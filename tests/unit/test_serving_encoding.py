@@ -17,8 +17,6 @@ from serving.encoding import (
 )
 from training.features import FeatureSpec
 
-pytestmark = pytest.mark.unit
-
 
 def _frame() -> pd.DataFrame:
     return pd.DataFrame(

@@ -5,8 +5,6 @@ from pydantic import ValidationError
 
 from infra.settings import Profile, Settings
 
-pytestmark = pytest.mark.unit
-
 
 def make(**env: str) -> Settings:
     return Settings(_env_file=None, **env)  # type: ignore[arg-type]

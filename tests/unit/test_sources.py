@@ -16,8 +16,6 @@ from ingestion.sources import load_source
 from ingestion.synthetic import generate
 from ingestion.tables import ACCOUNTS, PRODUCTS, SALES_PIPELINE, SCHEMAS, TABLES
 
-pytestmark = pytest.mark.unit
-
 PIPELINE_HEADER = (
     "opportunity_id,sales_agent,product,account,deal_stage,engage_date,close_date,close_value"
 )

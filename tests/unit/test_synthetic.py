@@ -15,8 +15,6 @@ from ingestion.source_data import SourceData
 from ingestion.synthetic import generate
 from ingestion.tables import ACCOUNTS, PRODUCTS, SALES_PIPELINE, SALES_TEAMS, SCHEMAS, TABLES
 
-pytestmark = pytest.mark.unit
-
 N = 8800
 OPEN = ("Engaging", "Prospecting")
 

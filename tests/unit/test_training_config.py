@@ -9,8 +9,6 @@ import pytest
 from training.config import TrainingConfig
 from training.errors import TrainingError
 
-pytestmark = pytest.mark.unit
-
 
 def test_defaults_and_frozen() -> None:
     config = TrainingConfig()

@@ -10,8 +10,6 @@ import pytest
 from training.errors import ExamplesError
 from training.examples import entity_frame
 
-pytestmark = pytest.mark.unit
-
 
 def _pipeline() -> pd.DataFrame:
     rows = [

@@ -14,8 +14,6 @@ from training.features import LABEL
 from training.leakage import check_refused, check_univariate, refused_columns
 from training.run import train
 
-pytestmark = pytest.mark.unit
-
 
 def test_refused_names_match_after_feast_prefix() -> None:
     columns = [

@@ -7,8 +7,6 @@ import pytest
 
 from training.metrics import evaluate, expected_calibration_error, reliability_curve
 
-pytestmark = pytest.mark.unit
-
 
 def test_base_rate_brier_and_oracle_ratios() -> None:
     rng = np.random.default_rng(1)

@@ -11,8 +11,6 @@ from training.errors import ExamplesError
 from training.features import FeatureSpec, feature_columns
 from training.models import Calibrator, choose_calibration, fit_calibrator, search_configs
 
-pytestmark = pytest.mark.unit
-
 
 def test_spec_encodes_categoricals_by_training_vocabulary() -> None:
     train = pd.DataFrame({"x": [1, 2, 3], "sector": ["retail", "finance", None]})

@@ -11,8 +11,6 @@ from training.errors import ExamplesError
 from training.features import LABEL_TIMESTAMP, TIMESTAMP
 from training.split import time_split
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture(scope="module")
 def examples() -> pd.DataFrame:

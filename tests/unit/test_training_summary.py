@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from rich.console import Console
 
 from training.summary import print_summary
-
-pytestmark = pytest.mark.unit
 
 
 def _metrics(auc: float, brier: float, **extra: float) -> dict[str, float]:

@@ -21,8 +21,6 @@ from validation.gate import ensure_valid
 from validation.published import latest_validated_snapshot, read_validated
 from validation.run import validate_snapshot
 
-pytestmark = pytest.mark.unit
-
 BASE = Path(__file__).resolve().parents[1] / "data" / "base"
 THRESHOLD = Settings.model_fields["quality_threshold"].default  # the project's default, 0.9
 

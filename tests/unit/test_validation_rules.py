@@ -20,8 +20,6 @@ from validation.rules import STAGE_RULES, stage_rules
 from validation.run import REASONS_COLUMN, Outcome, apply_aliases, to_frame, validate_tables
 from validation.score import WEIGHTS, quality_score
 
-pytestmark = pytest.mark.unit
-
 BASE = Path(__file__).resolve().parents[1] / "data" / "base"
 D = dt.date
 THRESHOLD = Settings.model_fields["quality_threshold"].default  # the project's default

@@ -9,8 +9,6 @@ from ingestion.synthetic import generate
 from validation.findings import Severity
 from validation.run import validate_tables
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture(scope="module")
 def outcome():

@@ -1,23 +1,19 @@
 """`feast -f feature_repo/local/feature_store.yaml apply` from a project root, as a user runs it.
 
-Needs no server, but starts the real `feast` CLI (slow to import): marked integration.
+Needs no server, but starts the real `feast` CLI (slow to import): the pipeline tier.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
 from feast import FeatureStore
 
 from feature_tables.compute import VIEWS
-from feature_tables.store import PROJECT_ROOT
-
-pytestmark = pytest.mark.integration
+from infra.settings import PROJECT_ROOT
+from tests.support.cli import BIN, run
 
 
 def test_feast_cli_apply_from_the_project_root(tmp_path: Path) -> None:
@@ -31,15 +27,8 @@ def test_feast_cli_apply_from_the_project_root(tmp_path: Path) -> None:
     (root / "scripts" / "boom.py").write_text("raise SystemExit('scanned!')\n")
     (root / "setup_helper.py").write_text("raise SystemExit('scanned!')\n")
     env = {**os.environ, "CRM_HOME": str(root / ".crm"), "CRM_PROFILE": "local"}
-    feast = Path(sys.executable).parent / "feast"
-    result = subprocess.run(
-        [str(feast), "-f", "feature_repo/local/feature_store.yaml", "apply"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    yaml = "feature_repo/local/feature_store.yaml"
+    result = run([BIN / "feast", "-f", yaml, "apply"], env=env, cwd=root, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (root / ".crm/feast_registry.db").is_file()
     store = FeatureStore(

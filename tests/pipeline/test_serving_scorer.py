@@ -24,12 +24,10 @@ from infra.settings import Settings
 from serving.errors import InvalidFeatures, OpportunityClosed, OpportunityNotFound
 from serving.online import entity_key
 from serving.scorer import REQUEST_FEATURES, LoadedModel, ScoringEngine
-from tests.conftest import local_profile_env
-from tests.unit.feature_reference import random_tables
+from tests.support.feature_reference import random_tables
+from tests.support.profiles import local_profile_env
 from training.features import FeatureSpec, feature_columns
 from training.models import Calibrator, WinProbabilityModel
-
-pytestmark = pytest.mark.unit
 
 AS_OF = date(2017, 12, 31)
 OPP_KEYS = ("sales_agent", "account", "product", "sector")

@@ -20,8 +20,6 @@ from ingestion.synthetic import generate
 from ingestion.tables import TABLES
 from validation.run import apply_aliases
 
-pytestmark = pytest.mark.integration
-
 SNAPSHOT = "2017-12-31"
 
 

@@ -21,8 +21,6 @@ from training.run import train
 from training.split import time_split
 from training.summary import print_summary
 
-pytestmark = pytest.mark.unit
-
 
 def test_gate_needs_both_higher_auc_and_lower_brier() -> None:
     champion = {"auc": 0.75, "brier": 0.20}

@@ -18,15 +18,9 @@ from streamlit.testing.v1 import AppTest
 from infra.lake import Lake
 from infra.settings import Settings
 from serving.explorer import data
-from tests.e2e.conftest import (
-    BROKEN_ROWS,
-    free_port,
-    local_profile_env,
-    prepare_local_profile,
-)
+from tests.support.profiles import BROKEN_ROWS, local_profile_env, prepare_local_profile
+from tests.support.servers import free_port
 from validation.report import read_history
-
-pytestmark = pytest.mark.unit
 
 APP = Path(__file__).resolve().parents[2] / "serving" / "explorer" / "app.py"
 

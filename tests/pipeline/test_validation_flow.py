@@ -19,8 +19,6 @@ from ingestion.csv_files import read_csv_folder
 from ingestion.landing import land
 from validation.errors import ValidationGateError
 
-pytestmark = pytest.mark.integration
-
 BASE = Path(__file__).resolve().parents[1] / "data" / "base"
 
 

@@ -17,10 +17,8 @@ from feature_tables.errors import FeatureTablesError
 from feature_tables.store import apply, feature_store, materialize, online_entity_rows, repo_config
 from infra.lake import Lake
 from infra.settings import Settings
-from tests.conftest import local_profile_env
-from tests.unit.feature_reference import random_tables
-
-pytestmark = pytest.mark.unit
+from tests.support.feature_reference import random_tables
+from tests.support.profiles import local_profile_env
 
 AS_OF = date(2017, 12, 31)
 SERVICE = "opportunity_scoring_v1"

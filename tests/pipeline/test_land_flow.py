@@ -14,8 +14,6 @@ from ingestion.errors import LandingError
 from ingestion.landing import list_snapshots, read_ground_truth
 from ingestion.tables import SALES_PIPELINE
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def local_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:

@@ -26,8 +26,6 @@ from training.config import TrainingConfig
 from training.features import LABEL, TRUE_PROBABILITY
 from training.run import train
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture(scope="module")
 def examples() -> pd.DataFrame:

@@ -1,0 +1,77 @@
+"""An embedded (local) profile, prepared by the pipeline's own plain functions.
+
+`prepare_local_profile` runs land -> validate -> features -> feast apply + materialise -> train,
+in this process, into a temporary `CRM_HOME`; the explorer's page tests and the browser test use
+it. No servers: Feast on SQLite, MLflow on SQLite.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+
+from infra.settings import Settings, get_settings
+from ingestion.tables import SALES_PIPELINE
+
+SNAPSHOTS = ("2017-09-30", "2017-12-31")  # an earlier one first: the quality history has 2 points
+BROKEN_ROWS = 3  # deals of the first snapshot with an unknown stage
+
+
+@contextmanager
+def local_profile_env(home: Path, **extra: str) -> Iterator[Settings]:
+    """CRM_PROFILE=local with CRM_HOME=home for this process; the environment is restored after."""
+    saved = dict(os.environ)
+    os.environ.update({"CRM_PROFILE": "local", "CRM_HOME": str(home), **extra})
+    for name in ("MLFLOW_TRACKING_URI", "PREFECT_HOME"):  # set by an earlier prepare_process
+        os.environ.pop(name, None)
+    try:
+        yield get_settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def with_unknown_stage(pipeline: pa.Table, rows: int) -> pa.Table:
+    """The first `rows` deals get a stage the contract refuses (they go to quarantine)."""
+    stages = pipeline.column("deal_stage").to_pylist()
+    stages[:rows] = ["Negotiating"] * rows
+    position = pipeline.column_names.index("deal_stage")
+    return pipeline.set_column(position, "deal_stage", pa.array(stages, type=pa.string()))
+
+
+def prepare_local_profile(
+    settings: Settings, opportunities: int = 1500, trainings: int = 1, seed: int = 7
+) -> dict[str, object]:
+    """Run the pipeline's plain functions into `settings.home` (call inside local_profile_env)."""
+    from feature_tables.build import build_feature_tables
+    from feature_tables.store import apply, feature_store, materialize
+    from infra.lake import Lake
+    from ingestion.landing import land
+    from ingestion.synthetic import generate
+    from training.config import TrainingConfig
+    from training.run import train
+    from validation.run import validate_snapshot
+
+    lake = Lake.from_settings(settings)
+    scores = {}
+    for i, snapshot in enumerate(SNAPSHOTS):
+        source = generate(opportunities, seed=seed + i)
+        if i == 0:  # a few unusable rows, so the earlier snapshot has a quarantine to show
+            source.tables[SALES_PIPELINE] = with_unknown_stage(
+                source.tables[SALES_PIPELINE], BROKEN_ROWS
+            )
+        land(lake, source, snapshot, code_version="explorer-e2e")
+        result = validate_snapshot(lake, snapshot, threshold=settings.quality_threshold)
+        scores[snapshot] = result.score.value
+    rows = build_feature_tables(lake, SNAPSHOTS[-1])
+    store = feature_store(settings)
+    apply(store, settings)
+    materialize(store)
+    reports = [
+        train(settings, TrainingConfig(search_size=2, seed=seed + i)) for i in range(trainings)
+    ]
+    return {"validation_scores": scores, "feature_rows": rows, "trainings": reports}
