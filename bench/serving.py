@@ -29,7 +29,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from infra.processes import WaitTimeout, http_ok, start_group, stop_group, wait_until
+from infra.processes import (
+    ProcessExited,
+    WaitTimeout,
+    start_group,
+    stop_group,
+    wait_http,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "serving.json"
@@ -125,17 +131,11 @@ class Server:
         )
 
     def wait_ready(self, timeout: float = 300) -> None:
-        def ready() -> bool:
-            if self.process.poll() is not None:
-                raise SystemExit(f"{self.target.name} exited; see {self.log_path}")
-            return http_ok(self.url + self.target.ready_path)
-
+        url = self.url + self.target.ready_path
         try:
-            wait_until(ready, timeout_s=timeout, interval_s=0.5, what=f"{self.target.name} ready")
-        except WaitTimeout:
-            raise SystemExit(
-                f"{self.target.name} not ready after {timeout} s; see {self.log_path}"
-            ) from None
+            wait_http(url, self.process, timeout_s=timeout, what=self.target.name)
+        except (ProcessExited, WaitTimeout) as exc:
+            raise SystemExit(f"{exc}; see {self.log_path}") from None
 
     def stop(self) -> None:
         stop_group(self.process.pid, grace_s=20)  # its workers too, even if the leader is gone

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.errors import CRMError
-from infra.processes import WaitTimeout, http_ok, port_open, start_group, stop_group, wait_until
+from infra.processes import (
+    ProcessExited,
+    WaitTimeout,
+    port_open,
+    start_group,
+    stop_group,
+    wait_http,
+)
 from infra.settings import PROJECT_ROOT, Settings
 
 
@@ -134,19 +141,10 @@ def _interrupt_on_signals() -> None:
 
 
 def _wait_ready(app: App, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
-    def ready() -> bool:
-        if http_ok(app.url + app.ready_path):
-            return True
-        if process.poll() is not None:
-            raise DemoError(f"The {app.name} exited during start-up: see {log}\n{_tail(log)}")
-        return False
-
     try:
-        wait_until(ready, timeout_s=timeout_s, interval_s=0.5, what=f"the {app.name} to be ready")
-    except WaitTimeout:
-        raise DemoError(
-            f"The {app.name} was not ready after {timeout_s:.0f} s: see {log}\n{_tail(log)}"
-        ) from None
+        wait_http(app.url + app.ready_path, process, timeout_s=timeout_s, what=f"the {app.name}")
+    except (ProcessExited, WaitTimeout) as exc:
+        raise DemoError(f"{exc}: see {log}\n{_tail(log)}") from None
 
 
 def _tail(path: Path, lines: int = 30) -> str:

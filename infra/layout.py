@@ -25,17 +25,6 @@ from __future__ import annotations
 
 MANIFEST = "_manifest.json"
 
-RAW = "raw"
-GROUND_TRUTH = "ground_truth"
-VALIDATED = "validated"
-QUARANTINE = "quarantine"
-FEATURES = "features"
-PREDICTIONS = "predictions"
-PREDICTION_LOG = "logs/predictions"
-VALIDATION_REPORTS = "reports/validation"
-MONITORING_REPORTS = "reports/monitoring"
-LEASES = "_leases"
-
 
 def _table(stage: str, table: str, snapshot: str) -> str:
     return f"{stage}/{table}/snapshot={snapshot}/{table}.parquet"
@@ -51,6 +40,9 @@ def _manifest(stage: str, snapshot: str) -> str:
 
 
 # --- landing ----------------------------------------------------------------------------------
+RAW = "raw"
+
+
 def raw_key(table: str, snapshot: str) -> str:
     """Logical key of a landed table (the manifest maps it to the physical object)."""
     return _table(RAW, table, snapshot)
@@ -62,10 +54,15 @@ def raw_manifest_key(snapshot: str) -> str:
 
 
 def ground_truth_key(snapshot: str) -> str:
-    return f"{GROUND_TRUTH}/snapshot={snapshot}/ground_truth.parquet"
+    return f"ground_truth/snapshot={snapshot}/ground_truth.parquet"
 
 
 # --- validation -------------------------------------------------------------------------------
+VALIDATED = "validated"
+VALIDATION_REPORTS = "reports/validation"
+VALIDATION_HISTORY_KEY = f"{VALIDATION_REPORTS}/history.json"
+
+
 def validated_key(table: str, snapshot: str) -> str:
     return _table(VALIDATED, table, snapshot)
 
@@ -75,26 +72,27 @@ def validated_manifest_key(snapshot: str) -> str:
 
 
 def quarantine_key(table: str, snapshot: str) -> str:
-    return _table(QUARANTINE, table, snapshot)
+    return _table("quarantine", table, snapshot)
 
 
 def validation_report_prefix(snapshot: str) -> str:
     return f"{VALIDATION_REPORTS}/snapshot={snapshot}"
 
 
-VALIDATION_HISTORY_KEY = f"{VALIDATION_REPORTS}/history.json"
-
-
 # --- features ---------------------------------------------------------------------------------
+FEATURES = "features"
+FEATURES_MANIFEST_KEY = f"{manifests_prefix(FEATURES)}/{MANIFEST}"
+
+
 def feature_key(view: str) -> str:
     """Lake key of a feature view's Parquet object (a Feast FileSource reads it)."""
     return f"{FEATURES}/{view}/{view}.parquet"
 
 
-FEATURES_MANIFEST_KEY = f"{manifests_prefix(FEATURES)}/{MANIFEST}"
-
-
 # --- predictions and monitoring ---------------------------------------------------------------
+PREDICTIONS = "predictions"
+
+
 def predictions_key(snapshot: str) -> str:
     return f"{PREDICTIONS}/snapshot={snapshot}/predictions.parquet"
 
@@ -104,12 +102,12 @@ def predictions_manifest_key(snapshot: str) -> str:
 
 
 def prediction_log_prefix(day: str) -> str:
-    return f"{PREDICTION_LOG}/date={day}"
+    return f"logs/predictions/date={day}"
 
 
 def monitoring_report_prefix(snapshot: str) -> str:
-    return f"{MONITORING_REPORTS}/snapshot={snapshot}"
+    return f"reports/monitoring/snapshot={snapshot}"
 
 
 def lease_key(name: str) -> str:
-    return f"{LEASES}/{name}.json"
+    return f"_leases/{name}.json"

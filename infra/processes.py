@@ -74,6 +74,31 @@ def start_group(
         )
 
 
+class ProcessExited(CRMError):
+    """A server process ended while we waited for it to answer."""
+
+
+def wait_http(
+    url: str,
+    process: subprocess.Popen[bytes],
+    *,
+    timeout_s: float,
+    what: str,
+    interval_s: float = 0.5,
+) -> None:
+    """Wait until `url` answers 2xx; `ProcessExited` at once if `process` ends first,
+    `WaitTimeout` if it never answers."""
+
+    def ready() -> bool:
+        if http_ok(url):
+            return True
+        if process.poll() is not None:
+            raise ProcessExited(f"{what} exited with code {process.returncode} during start-up")
+        return False
+
+    wait_until(ready, timeout_s=timeout_s, interval_s=interval_s, what=f"{what} at {url}")
+
+
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)

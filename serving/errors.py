@@ -2,50 +2,45 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from infra.errors import CRMError
 
 
 class ServingError(CRMError):
     """Base of every error raised by `serving` (status: the HTTP status it is answered with)."""
 
-    status: int = 500
+    status: ClassVar[int] = 500
+
+    def __init_subclass__(cls, status: int | None = None, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
 
 
-class OpportunityNotFound(ServingError):
+class OpportunityNotFound(ServingError, status=404):
     """The id is not in the online store (never landed, or not materialised yet)."""
 
-    status = 404
 
-
-class OpportunityClosed(ServingError):
+class OpportunityClosed(ServingError, status=404):
     """The deal is already Won or Lost: there is nothing left to predict."""
 
-    status = 404
 
-
-class InvalidFeatures(ServingError):
+class InvalidFeatures(ServingError, status=422):
     """What-if feature values that the model cannot take (unknown name, wrong type or level)."""
-
-    status = 422
 
     def __init__(self, message: str, fields: list[str] | None = None) -> None:
         super().__init__(message)
         self.fields = fields or []
 
 
-class StoreUnavailable(ServingError):
+class StoreUnavailable(ServingError, status=503):
     """The online store could not be read; the next request tries again (no restart needed)."""
 
-    status = 503
 
-
-class NotReady(ServingError):
+class NotReady(ServingError, status=503):
     """The model or the feature store is not loaded yet (the reason says which and why)."""
 
-    status = 503
 
-
-class ModelMismatch(ServingError):
+class ModelMismatch(ServingError, status=503):
     """The champion wants features this service cannot read from the feature service."""
-
-    status = 503

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import roc_curve
@@ -19,44 +20,52 @@ def _pyplot():  # type: ignore[no-untyped-def]
     return plt
 
 
-def roc_plot(y: np.ndarray, scores: dict[str, np.ndarray], path: Path) -> Path:
-    """ROC curves of several scorers (model, baseline, oracle) on the same test examples."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 5))
-    for name, p in scores.items():
-        fpr, tpr, _ = roc_curve(y, p)
-        ax.plot(fpr, tpr, label=name)
-    ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
-    ax.set(xlabel="False positive rate", ylabel="True positive rate", title="ROC, test window")
-    ax.legend(loc="lower right")
+def _save(fig: Any, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
+
+
+def _curves(
+    curves: dict[str, tuple[Any, Any]],
+    path: Path,
+    *,
+    labels: tuple[str, str, str],
+    legend: str,
+    marker: str | None = None,
+) -> Path:
+    """One line per scorer on the unit square, with the diagonal for reference."""
+    fig, ax = _pyplot().subplots(figsize=(5, 5))
+    for name, (x, y) in curves.items():
+        ax.plot(x, y, marker=marker, label=name)
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
+    xlabel, ylabel, title = labels
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.legend(loc=legend)
+    return _save(fig, path)
+
+
+def roc_plot(y: np.ndarray, scores: dict[str, np.ndarray], path: Path) -> Path:
+    """ROC curves of several scorers (model, baseline, oracle) on the same test examples."""
+    curves = {name: tuple(roc_curve(y, p)[:2]) for name, p in scores.items()}
+    labels = ("False positive rate", "True positive rate", "ROC, test window")
+    return _curves(curves, path, labels=labels, legend="lower right")
 
 
 def calibration_plot(y: np.ndarray, scores: dict[str, np.ndarray], path: Path) -> Path:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 5))
+    """Observed win rate against predicted probability, per scorer."""
+    curves = {}
     for name, p in scores.items():
         curve = reliability_curve(y, p)
-        ax.plot(curve.predicted, curve.observed, marker="o", label=name)
-    ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
-    ax.set(xlabel="Predicted win probability", ylabel="Observed win rate", title="Calibration")
-    ax.legend(loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+        curves[name] = (curve.predicted, curve.observed)
+    labels = ("Predicted win probability", "Observed win rate", "Calibration")
+    return _curves(curves, path, labels=labels, legend="upper left", marker="o")
 
 
 def importance_plot(importance: dict[str, float], path: Path, top: int = 20) -> Path:
-    plt = _pyplot()
     items = sorted(importance.items(), key=lambda kv: kv[1])[-top:]
-    fig, ax = plt.subplots(figsize=(7, max(3, 0.3 * len(items) + 1)))
+    fig, ax = _pyplot().subplots(figsize=(7, max(3, 0.3 * len(items) + 1)))
     ax.barh([k for k, _ in items], [v for _, v in items])
     ax.set(xlabel="Total gain", title="XGBoost feature importance")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

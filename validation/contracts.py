@@ -47,6 +47,12 @@ def _value_rule(name: str, check: pa.Check, message: str) -> ColumnRule:
     return ColumnRule(name, Category.VALUE, check, message)
 
 
+def _allowed(column: str, values: tuple[str, ...]) -> tuple[ColumnRule, ...]:
+    """The column's values must be one of `values` (a known alias is fixed before this)."""
+    message = f"{column} is not one of {', '.join(values)}"
+    return (_value_rule("allowed", pa.Check.isin(values), message),)
+
+
 CONTRACTS: dict[str, dict[str, ColumnContract]] = {
     ACCOUNTS: {
         "account": ColumnContract(str, unique=True),
@@ -74,13 +80,7 @@ CONTRACTS: dict[str, dict[str, ColumnContract]] = {
         "product": ColumnContract(str, unique=True),
         "series": ColumnContract(
             str,
-            rules=(
-                _value_rule(
-                    "allowed",
-                    pa.Check.isin(PRODUCT_SERIES),
-                    f"series is not one of {', '.join(PRODUCT_SERIES)}",
-                ),
-            ),
+            rules=_allowed("series", PRODUCT_SERIES),
         ),
         "sales_price": ColumnContract(
             "Int64", rules=(_value_rule("positive", pa.Check.gt(0), "sales_price is not > 0"),)
@@ -91,13 +91,7 @@ CONTRACTS: dict[str, dict[str, ColumnContract]] = {
         "manager": ColumnContract(str),
         "regional_office": ColumnContract(
             str,
-            rules=(
-                _value_rule(
-                    "allowed",
-                    pa.Check.isin(REGIONAL_OFFICES),
-                    f"regional_office is not one of {', '.join(REGIONAL_OFFICES)}",
-                ),
-            ),
+            rules=_allowed("regional_office", REGIONAL_OFFICES),
         ),
     },
     SALES_PIPELINE: {
@@ -107,13 +101,7 @@ CONTRACTS: dict[str, dict[str, ColumnContract]] = {
         "account": ColumnContract(str, nullable=True),
         "deal_stage": ColumnContract(
             str,
-            rules=(
-                _value_rule(
-                    "allowed",
-                    pa.Check.isin(DEAL_STAGES),
-                    f"deal_stage is not one of {', '.join(DEAL_STAGES)}",
-                ),
-            ),
+            rules=_allowed("deal_stage", DEAL_STAGES),
         ),
         "engage_date": ColumnContract("datetime64[ns]", nullable=True),
         "close_date": ColumnContract("datetime64[ns]", nullable=True),

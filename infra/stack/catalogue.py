@@ -103,16 +103,29 @@ def s3(settings: Settings, data_dir: Path) -> Service:
     )
 
 
+def _http_server(
+    name: str, port: int, command: list[str], env: dict[str, str], *, health: str, api: str = ""
+) -> Service:
+    """A server of ours on 127.0.0.1:`port`, healthy once `health` answers 2xx."""
+    base = f"http://127.0.0.1:{port}"
+    return Service(
+        name=name,
+        url=base + api,
+        ports=(port,),
+        healthy=partial(http_ok, base + health),
+        command=command,
+        env=env,
+        start_timeout_s=120,
+    )
+
+
 def mlflow(settings: Settings) -> Service:
     """The tracking server on PostgreSQL, proxying artifacts to the S3 bucket."""
     s = settings
-    url = f"http://127.0.0.1:{s.mlflow_port}"
-    return Service(
-        name="mlflow",
-        url=url,
-        ports=(s.mlflow_port,),
-        healthy=partial(http_ok, f"{url}/health"),
-        command=[
+    return _http_server(
+        "mlflow",
+        s.mlflow_port,
+        [
             _bin("mlflow"),
             "server",
             "--backend-store-uri",
@@ -127,36 +140,30 @@ def mlflow(settings: Settings) -> Service:
             "--workers",
             "1",
         ],
-        env={**_s3_env(settings), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        start_timeout_s=120,
+        {**_s3_env(settings), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        health="/health",
     )
 
 
 def prefect(settings: Settings, home: Path) -> Service:
     """The Prefect API server on PostgreSQL, its own `PREFECT_HOME` under the stack folder."""
     s = settings
-    url = f"http://127.0.0.1:{s.prefect_port}"
-    return Service(
-        name="prefect",
-        url=f"{url}/api",
-        ports=(s.prefect_port,),
-        healthy=partial(http_ok, f"{url}/api/health"),
-        command=[
-            _bin("prefect"),
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(s.prefect_port),
-        ],
-        env={
-            "PREFECT_API_DATABASE_CONNECTION_URL": s.prefect_database_url,
-            "PREFECT_HOME": str(home),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_API_URL": f"{url}/api",
-        },
-        start_timeout_s=120,
+    api = f"http://127.0.0.1:{s.prefect_port}/api"
+    port = str(s.prefect_port)
+    command = [_bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", port]
+    env = {
+        "PREFECT_API_DATABASE_CONNECTION_URL": s.prefect_database_url,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_API_URL": api,
+    }
+    return _http_server(
+        "prefect",
+        s.prefect_port,
+        [*command, str(s.prefect_port)],
+        env,
+        health="/api/health",
+        api="/api",
     )
 
 

@@ -29,11 +29,10 @@ from infra.processes import WaitTimeout, start_group, stop_group, wait_until
 from infra.settings import Settings
 from serving.client import InvalidRequest, NotFound, ScoringClient, ServiceUnavailable, Unauthorized
 from tests.support.cli import ROOT
+from tests.support.feast_reference import online_service_frame
 from tests.support.servers import free_port
 
 TOKEN = "test-token-7c1d"
-OPP_KEYS = ("sales_agent", "account", "product", "sector")
-OPP_FEATURES = [f"opportunity:{f}" for f in (*OPP_KEYS, "engage_date")]
 
 
 class TcpProxy:
@@ -214,25 +213,12 @@ def deal_ids(lake_opportunities: pd.DataFrame) -> dict[str, list[str]]:
 
 def _reference(settings: Settings, ids: list[str], request_ts: list[datetime]) -> np.ndarray:
     """Feast's get_online_features for the same deals, scored by the champion in this process."""
-    from feature_tables.store import feature_store, online_entity_rows
+    from feature_tables.store import feature_store
     from infra.runtime import prepare_process
     from training.registry import load_model
 
     prepare_process(settings)
-    store = feature_store(settings)
-    opp = store.get_online_features(
-        features=OPP_FEATURES, entity_rows=[{"opportunity_id": i} for i in ids]
-    ).to_dict()
-    rows = [
-        {k: opp[k][n] for k in OPP_KEYS}  # null keys -> MISSING_ENTITY: Feast returns nulls
-        | {"engage_date": opp["engage_date"][n], "request_timestamp": request_ts[n]}
-        for n in range(len(ids))
-    ]
-    frame = store.get_online_features(
-        features=store.get_feature_service("opportunity_scoring_v1"),
-        entity_rows=online_entity_rows(rows),
-        full_feature_names=True,
-    ).to_df()
+    frame = online_service_frame(feature_store(settings), ids, request_ts)
     model = load_model(settings)
     encoded = model.spec.encode(frame)[model.booster.feature_names]
     types = ["c" if c in model.spec.categorical else "q" for c in encoded.columns]

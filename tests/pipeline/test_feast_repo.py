@@ -5,7 +5,6 @@ No servers: the registry, online store and lake live in a temporary CRM_HOME.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
 import pandas as pd
@@ -13,21 +12,14 @@ import pytest
 from feast import FeatureStore
 
 from feature_tables.compute import compute_feature_tables, write_feature_tables
-from feature_tables.errors import FeatureTablesError
-from feature_tables.store import apply, feature_store, materialize, online_entity_rows, repo_config
+from feature_tables.store import materialize, online_entity_rows
 from infra.lake import Lake
 from infra.settings import Settings
 from tests.support.feature_reference import random_tables
-from tests.support.profiles import local_profile_env
+from tests.support.profiles import open_store
 
 AS_OF = date(2017, 12, 31)
 SERVICE = "opportunity_scoring_v1"
-
-
-@pytest.fixture(scope="module")
-def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    with local_profile_env(tmp_path_factory.mktemp("crm") / ".crm") as settings:
-        yield settings
 
 
 @pytest.fixture(scope="module")
@@ -36,18 +28,14 @@ def source(local: Settings) -> dict[str, pd.DataFrame]:
 
 
 @pytest.fixture(scope="module")
-def november(local: Settings, source: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+def november(source: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """An earlier snapshot: facts up to 2017-11-30 only."""
-    tables = compute_feature_tables(source, as_of_end=date(2017, 11, 30))
-    write_feature_tables(Lake.from_settings(local), tables)
-    return tables
+    return compute_feature_tables(source, as_of_end=date(2017, 11, 30))
 
 
 @pytest.fixture(scope="module")
 def store(local: Settings, november: dict[str, pd.DataFrame]) -> FeatureStore:
-    fs = feature_store(local)
-    apply(fs, local)
-    return fs
+    return open_store(local, november)
 
 
 @pytest.fixture(scope="module")
@@ -225,28 +213,6 @@ def test_on_demand_features(store: FeatureStore, loads: dict[str, object]) -> No
     assert got["list_price_tier"] == [2, 0, 2]
     assert got["engage_month"] == [12, 11, 0]
     assert got["engage_quarter_end"] == [1, 0, 0]
-
-
-def test_missing_placeholder_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("CRM_PG_HOST", raising=False)
-    settings = Settings(
-        profile="prod",
-        s3_access_key_id="k",
-        s3_secret_access_key="s",
-        pg_host="db",
-        pg_user="u",
-        pg_password="p",
-        mlflow_tracking_uri="http://m",
-        prefect_api_url="http://p/api",
-    )
-    config = repo_config(settings)
-    assert config.online_store.host == "db"
-    assert (
-        config.registry.path == f"postgresql+psycopg://u:p@db:5432/{settings.pg_db_feast_registry}"
-    )
-    no_pg = settings.model_copy(update={"pg_host": None})
-    with pytest.raises(FeatureTablesError, match="CRM_PG_HOST"):
-        repo_config(no_pg)
 
 
 def test_open_deal_without_account_gets_null_account_features(

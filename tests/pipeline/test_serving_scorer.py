@@ -7,7 +7,6 @@ its spec's categorical keys sorted as MLflow metadata returns them. Scores must 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
 import numpy as np
@@ -16,42 +15,30 @@ import pytest
 import xgboost as xgb
 from feast import FeatureStore
 
-from feature_repo.feature_services import SCORING_SERVICE
-from feature_tables.compute import compute_feature_tables, write_feature_tables
-from feature_tables.store import apply, feature_store, materialize, online_entity_rows
-from infra.lake import Lake
+from feature_tables.compute import compute_feature_tables
+from feature_tables.store import materialize
 from infra.settings import Settings
 from serving.errors import InvalidFeatures, OpportunityClosed, OpportunityNotFound
 from serving.online import entity_key
 from serving.scorer import REQUEST_FEATURES, LoadedModel, ScoringEngine
+from tests.support.feast_reference import online_service_frame
 from tests.support.feature_reference import random_tables
-from tests.support.profiles import local_profile_env
+from tests.support.profiles import open_store
 from training.features import FeatureSpec, feature_columns
 from training.models import Calibrator, WinProbabilityModel
 
 AS_OF = date(2017, 12, 31)
-OPP_KEYS = ("sales_agent", "account", "product", "sector")
-OPP_FEATURES = [f"opportunity:{f}" for f in (*OPP_KEYS, "engage_date")]
 SECTOR_VIEW = "product_sector_daily_stats"
 
 
 @pytest.fixture(scope="module")
-def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    with local_profile_env(tmp_path_factory.mktemp("crm") / ".crm") as settings:
-        yield settings
-
-
-@pytest.fixture(scope="module")
-def tables(local: Settings) -> dict[str, pd.DataFrame]:
-    tables = compute_feature_tables(random_tables(600, 7), as_of_end=AS_OF)
-    write_feature_tables(Lake.from_settings(local), tables)
-    return tables
+def tables() -> dict[str, pd.DataFrame]:
+    return compute_feature_tables(random_tables(600, 7), as_of_end=AS_OF)
 
 
 @pytest.fixture(scope="module")
 def store(local: Settings, tables: dict[str, pd.DataFrame]) -> FeatureStore:
-    fs = feature_store(local)
-    apply(fs, local)
+    fs = open_store(local, tables)
     materialize(fs)
     return fs
 
@@ -68,28 +55,12 @@ def ids(tables: dict[str, pd.DataFrame]) -> dict[str, list[str]]:
     return {"open": sorted(stage.index.difference(closed)), "closed": closed}
 
 
-def _service_frame(
-    store: FeatureStore, opportunity_ids: list[str], request: list[datetime]
-) -> pd.DataFrame:
-    """Feast's own online features of the feature service for these deals (the reference)."""
-    opp = store.get_online_features(
-        features=OPP_FEATURES, entity_rows=[{"opportunity_id": i} for i in opportunity_ids]
-    ).to_dict()
-    rows = [
-        {k: opp[k][n] for k in OPP_KEYS}  # null keys -> MISSING_ENTITY: Feast returns nulls
-        | {"engage_date": opp["engage_date"][n], "request_timestamp": request[n]}
-        for n in range(len(opportunity_ids))
-    ]
-    service = store.get_feature_service(SCORING_SERVICE)
-    return store.get_online_features(
-        features=service, entity_rows=online_entity_rows(rows), full_feature_names=True
-    ).to_df()
-
-
 @pytest.fixture(scope="module")
 def model(store: FeatureStore, ids: dict[str, list[str]]) -> WinProbabilityModel:
     train_ids = ids["open"][:150] + ids["closed"][:150]
-    frame = _service_frame(store, train_ids, [datetime(2018, 1, 1, tzinfo=UTC)] * len(train_ids))
+    frame = online_service_frame(
+        store, train_ids, [datetime(2018, 1, 1, tzinfo=UTC)] * len(train_ids)
+    )
     spec = FeatureSpec.infer(frame, feature_columns(frame))
     spec = FeatureSpec.from_dict(
         {"numeric": list(spec.numeric), "categorical": dict(sorted(spec.categorical.items()))}
@@ -126,7 +97,7 @@ def test_batch_scores_equal_feast_online_features_scored_offline(
     request = [r["as_of"] for r in results]  # type: ignore[index]
     assert request[1] == datetime(2018, 1, 1, tzinfo=UTC)  # day after the newest daily stats
     assert request[0] == datetime(2017, 12, 1, 12, tzinfo=UTC)
-    expected = _offline(model, _service_frame(store, chosen, request))
+    expected = _offline(model, online_service_frame(store, chosen, request))
     got = np.array([r["win_probability"] for r in results])  # type: ignore[index]
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
     assert len({round(p, 6) for p in got}) > 5  # the scores actually differ between deals
@@ -151,7 +122,7 @@ def test_every_feature_read_equals_feast_get_online_features(
     chosen = ids["open"]
     collected = engine.collect(chosen)
     assert all(not isinstance(c, Exception) for c in collected)
-    frame = _service_frame(store, chosen, [c.as_of for c in collected])  # type: ignore[union-attr]
+    frame = online_service_frame(store, chosen, [c.as_of for c in collected])  # type: ignore[union-attr]
     columns = list(engine.spec.columns)
     sector_columns = [c for c in columns if c.startswith(f"{SECTOR_VIEW}__")]
     request_columns = [f"opportunity_request_features__{f}" for f in REQUEST_FEATURES]

@@ -8,14 +8,19 @@ it. No servers: Feast on SQLite, MLflow on SQLite.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import pandas as pd
 import pyarrow as pa
 
 from infra.settings import Settings, get_settings
 from ingestion.tables import SALES_PIPELINE
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
 
 SNAPSHOTS = ("2017-09-30", "2017-12-31")  # an earlier one first: the quality history has 2 points
 BROKEN_ROWS = 3  # deals of the first snapshot with an unknown stage
@@ -33,6 +38,18 @@ def local_profile_env(home: Path, **extra: str) -> Iterator[Settings]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def open_store(settings: Settings, tables: Mapping[str, pd.DataFrame]) -> FeatureStore:
+    """Write feature tables to the profile's lake and apply the definitions: a store to read."""
+    from feature_tables.compute import write_feature_tables
+    from feature_tables.store import apply, feature_store
+    from infra.lake import Lake
+
+    write_feature_tables(Lake.from_settings(settings), tables)
+    store = feature_store(settings)
+    apply(store, settings)
+    return store
 
 
 def with_unknown_stage(pipeline: pa.Table, rows: int) -> pa.Table:

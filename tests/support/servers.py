@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 
-from infra.processes import WaitTimeout, start_group, stop_group, wait_until
+from infra.processes import ProcessExited, WaitTimeout, start_group, stop_group
+from infra.processes import wait_http as infra_wait_http
 from tests.support.cli import ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -25,22 +25,11 @@ def free_port() -> int:
 
 
 def wait_http(url: str, timeout: float, process: subprocess.Popen[bytes], log: Path) -> None:
-    """Wait for a 200 from `url`; fail with the process's log if it dies or never answers."""
-
-    def answers() -> bool:
-        if process.poll() is not None:
-            pytest.fail(
-                f"{process.args} exited with {process.returncode}:\n{log.read_text()[-4000:]}"
-            )
-        try:
-            return httpx.get(url, timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
+    """Wait for a 2xx from `url`; fail with the process's log if it dies or never answers."""
     try:
-        wait_until(answers, timeout_s=timeout, interval_s=1, what=f"{url} to answer 200")
-    except WaitTimeout:
-        pytest.fail(f"{url} did not answer 200 within {timeout:.0f} s:\n{log.read_text()[-4000:]}")
+        infra_wait_http(url, process, timeout_s=timeout, what=str(process.args[0]), interval_s=1)
+    except (ProcessExited, WaitTimeout) as exc:
+        pytest.fail(f"{exc}:\n{log.read_text(errors='replace')[-4000:]}")
 
 
 @contextmanager

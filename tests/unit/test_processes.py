@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,17 @@ import psutil
 import pytest
 
 from infra.errors import CRMError
-from infra.processes import WaitTimeout, alive, group_alive, start_group, stop_group, wait_until
+from infra.processes import (
+    ProcessExited,
+    WaitTimeout,
+    alive,
+    group_alive,
+    start_group,
+    stop_group,
+    wait_http,
+    wait_until,
+)
+from tests.support.servers import free_port
 
 
 @pytest.fixture
@@ -117,3 +128,21 @@ def test_a_reaped_child_is_not_alive_and_a_running_one_is() -> None:
     process.wait(timeout=5)
     assert not alive(process.pid)
     assert alive(os.getpid())
+
+
+def test_wait_http_returns_once_the_server_answers(tmp_path: Path) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    server = start_group(command, tmp_path / "http.log", cwd=tmp_path)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/", server, timeout_s=20, what="http.server")
+    finally:
+        stop_group(server.pid, grace_s=5)
+
+
+def test_wait_http_fails_at_once_when_the_server_exits(tmp_path: Path) -> None:
+    server = start_group(["sh", "-c", "exit 3"], tmp_path / "exit.log", cwd=tmp_path)
+    started = time.monotonic()
+    with pytest.raises(ProcessExited, match="exited with code 3"):
+        wait_http(f"http://127.0.0.1:{free_port()}/", server, timeout_s=20, what="the server")
+    assert time.monotonic() - started < 5

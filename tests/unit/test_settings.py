@@ -4,10 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from infra.settings import Profile, Settings
-
-
-def make(**env: str) -> Settings:
-    return Settings(_env_file=None, **env)  # type: ignore[arg-type]
+from tests.support.settings import make, prod_settings
 
 
 def test_local_is_the_default_and_needs_no_servers(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -62,16 +59,7 @@ def test_prod_without_secrets_names_every_missing_variable() -> None:
 
 
 def test_prod_with_secrets_has_no_dev_defaults() -> None:
-    s = make(
-        profile="prod",
-        s3_access_key_id="k",
-        s3_secret_access_key="s",
-        pg_host="db.internal",
-        pg_user="crm",
-        pg_password="pw",
-        mlflow_tracking_uri="https://mlflow.internal",
-        prefect_api_url="https://prefect.internal/api",
-    )
+    s = prod_settings()
     assert s.s3_endpoint_url is None  # the provider's default endpoint, not the dev server
     assert s.s3_ssl
     assert s.pg_dsn("x") == "postgresql://crm:pw@db.internal:5432/x"

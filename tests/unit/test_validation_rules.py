@@ -115,30 +115,13 @@ def test_base_quirks_are_warnings_and_info_and_the_output_is_aliased(base) -> No
 
 
 def test_stage_invariants_quarantine_rows_with_their_reasons(base) -> None:
+    agent, product = "Moses Frase", "GTX Basic"
     bad = [
-        ("BAD00001", "Moses Frase", "GTX Basic", None, "Won", D(2017, 4, 1), D(2017, 5, 1), 500),
-        (
-            "BAD00002",
-            "Moses Frase",
-            "GTX Basic",
-            "Cancity",
-            "Lost",
-            D(2017, 4, 1),
-            D(2017, 3, 1),
-            10,
-        ),
-        (
-            "BAD00003",
-            "Moses Frase",
-            "GTX Basic",
-            "Cancity",
-            "Prospecting",
-            None,
-            D(2017, 5, 1),
-            None,
-        ),
-        ("BAD00004", "Moses Frase", "GTX Basic", "Cancity", "Engaging", None, None, None),
-        ("BAD00005", "Moses Frase", "GTX Basic", "Cancity", "Won", D(2017, 4, 1), None, None),
+        ("BAD00001", agent, product, None, "Won", D(2017, 4, 1), D(2017, 5, 1), 500),
+        ("BAD00002", agent, product, "Cancity", "Lost", D(2017, 4, 1), D(2017, 3, 1), 10),
+        ("BAD00003", agent, product, "Cancity", "Prospecting", None, D(2017, 5, 1), None),
+        ("BAD00004", agent, product, "Cancity", "Engaging", None, None, None),
+        ("BAD00005", agent, product, "Cancity", "Won", D(2017, 4, 1), None, None),
     ]
     outcome = validate(with_pipeline(base, bad))
     rules = by_rule(outcome)
@@ -218,16 +201,9 @@ def test_missing_or_empty_tables_block(base) -> None:
 def test_score_formula_matches_its_documented_weights(base) -> None:
     # The base's two duplicates are open deals without account: reported, not scored.
     assert validate(base).score.duplicates == 0.0
-    twin = (
-        "TWIN0001",
-        "Moses Frase",
-        "GTX Plus Basic",
-        "Cancity",
-        "Won",
-        D(2016, 10, 20),
-        D(2017, 3, 1),
-        1054,
-    )  # 1C1I7A6R under another id
+    # 1C1I7A6R under another id
+    twin = ("TWIN0001", "Moses Frase", "GTX Plus Basic", "Cancity", "Won", D(2016, 10, 20))
+    twin += (D(2017, 3, 1), 1054)
     tables = with_pipeline(base, [twin])
     outcome = validate(tables)
     duplicates = by_rule(outcome)["sales_pipeline.duplicate_rows"]

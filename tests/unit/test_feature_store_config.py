@@ -1,0 +1,23 @@
+"""The profile's feature_store.yaml, filled from Settings (no store is opened)."""
+
+from __future__ import annotations
+
+import pytest
+
+from feature_tables.errors import FeatureTablesError
+from feature_tables.store import repo_config
+from tests.support.settings import prod_settings
+
+
+def test_placeholders_come_from_the_settings_and_a_missing_one_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CRM_PG_HOST", raising=False)
+    settings = prod_settings()
+    config = repo_config(settings)
+    assert config.online_store.host == "db.internal"
+    registry = settings.pg_db_feast_registry
+    assert config.registry.path == f"postgresql+psycopg://crm:pw@db.internal:5432/{registry}"
+    no_pg = settings.model_copy(update={"pg_host": None})
+    with pytest.raises(FeatureTablesError, match="CRM_PG_HOST"):
+        repo_config(no_pg)
