@@ -6,6 +6,7 @@ variables a user would set.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -14,22 +15,27 @@ from infra.settings import Settings
 from tests.support.cli import ROOT, crm
 
 SNAPSHOT = "2017-12-31"
+# Several test stacks can run side by side (one per engineer's checkout or CI job):
+# TEST_STACK_INSTANCE=N moves ports by 100*N and suffixes folders and databases with N.
+INSTANCE = int(os.environ.get("TEST_STACK_INSTANCE", "0"))
+_SUFFIX = str(INSTANCE) if INSTANCE else ""
+_SHIFT = 100 * INSTANCE
 TEST_STACK_ENV = {
     "CRM_PROFILE": "stack",
-    "CRM_STACK_DIR": str(ROOT / ".stack-test"),
-    "CRM_HOME": str(ROOT / ".crm-test"),
-    "CRM_S3_ENDPOINT_URL": "http://127.0.0.1:28333",
-    "CRM_WEED_MASTER_PORT": "29333",
-    "CRM_WEED_VOLUME_PORT": "28334",
-    "CRM_WEED_FILER_PORT": "28888",
-    "CRM_MLFLOW_PORT": "25000",
-    "CRM_PREFECT_PORT": "24200",
-    "CRM_PG_DB_FEAST_ONLINE": "crm_test_feast_online",
-    "CRM_PG_DB_FEAST_REGISTRY": "crm_test_feast_registry",
-    "CRM_PG_DB_MLFLOW": "crm_test_mlflow",
-    "CRM_PG_DB_PREFECT": "crm_test_prefect",
+    "CRM_STACK_DIR": str(ROOT / f".stack-test{_SUFFIX}"),
+    "CRM_HOME": str(ROOT / f".crm-test{_SUFFIX}"),
+    "CRM_S3_ENDPOINT_URL": f"http://127.0.0.1:{28333 + _SHIFT}",
+    "CRM_WEED_MASTER_PORT": str(29333 + _SHIFT),
+    "CRM_WEED_VOLUME_PORT": str(28334 + _SHIFT),
+    "CRM_WEED_FILER_PORT": str(28888 + _SHIFT),
+    "CRM_MLFLOW_PORT": str(25000 + _SHIFT),
+    "CRM_PREFECT_PORT": str(24200 + _SHIFT),
+    "CRM_PG_DB_FEAST_ONLINE": f"crm_test{_SUFFIX}_feast_online",
+    "CRM_PG_DB_FEAST_REGISTRY": f"crm_test{_SUFFIX}_feast_registry",
+    "CRM_PG_DB_MLFLOW": f"crm_test{_SUFFIX}_mlflow",
+    "CRM_PG_DB_PREFECT": f"crm_test{_SUFFIX}_prefect",
     # DuckDB's persistent S3 secret (written by `crm stack up`) stays out of the user's ~/.duckdb.
-    "HOME": str(ROOT / ".stack-test" / "home"),
+    "HOME": str(ROOT / f".stack-test{_SUFFIX}" / "home"),
 }
 
 
