@@ -80,4 +80,4 @@ bench-serving: setup ## Serving benchmark vs mlflow models serve and an empty Be
 	$(RUN) crm bench serving
 
 clean: ## Remove local state (.crm/, .stack*/), not the environment
-	rm -rf .crm .crm-test .stack-test
+	rm -rf .crm .crm-test* .stack-test*

@@ -100,7 +100,7 @@ def test_mlflow_run_artifact_lands_in_the_s3_bucket(
 
 
 def test_prefect_flow_run_is_recorded_by_the_server(stack_settings: Settings) -> None:
-    env = {**stack_settings.env_exports(), "PREFECT_HOME": str(ROOT / ".stack-test" / "client")}
+    env = {**stack_settings.env_exports(), "PREFECT_HOME": str(stack_settings.stack_dir / "client")}
     result = run_python(
         """
         import asyncio
