@@ -160,7 +160,7 @@ def prefect(settings: Settings, home: Path) -> Service:
     return _http_server(
         "prefect",
         s.prefect_port,
-        [*command, str(s.prefect_port)],
+        command,
         env,
         health="/api/health",
         api="/api",
