@@ -31,24 +31,14 @@ VIEWS_SERVED = (
 )
 
 
-def _reachable(settings: Settings) -> bool:
-    try:
-        with psycopg.connect(
-            settings.pg_dsn(settings.pg_db_feast_registry), connect_timeout=3
-        ) as conn:
-            conn.execute("SELECT 1")
-        return True
-    except psycopg.Error:
-        return False
-
-
 @pytest.fixture(scope="module")
-def pg_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FeatureStore, dict]]:
+def pg_store(
+    stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[FeatureStore, dict]]:
+    """The test stack's PostgreSQL registry and online store, in a project of this module's."""
     home = tmp_path_factory.mktemp("crm-pg") / ".crm"
     project = f"t_{uuid.uuid4().hex[:10]}"
-    stack = Settings(profile="stack", home=home, feast_project=project)
-    if not _reachable(stack):
-        pytest.skip(f"No PostgreSQL at {stack.pg_host}:{stack.pg_port} (start it: `crm stack up`).")
+    stack = stack_settings.model_copy(update={"home": home, "feast_project": project})
     features = compute_feature_tables(random_tables(800, 4), as_of_end=date(2017, 12, 31))
     lake = Lake.from_settings(Settings(profile="local", home=home, _env_file=None))
     write_feature_tables(lake, features)  # a local-disk lake, read by the PostgreSQL-backed store
