@@ -73,6 +73,7 @@ def stack_env() -> Iterator[dict[str, str]]:
     result = crm("stack", "up", env=TEST_STACK_ENV)
     if result.returncode != 0:
         logs = crm("stack", "logs", "-n", "60", env=TEST_STACK_ENV)
+        crm("stack", "down", env=TEST_STACK_ENV)  # what did start must not outlive the session
         pytest.fail(f"crm stack up failed:\n{result.stdout}\n{result.stderr}\n{logs.stdout}")
     yield dict(TEST_STACK_ENV)
     down = crm("stack", "down", env=TEST_STACK_ENV)
