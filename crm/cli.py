@@ -34,14 +34,19 @@ SOURCE = typer.Option("synthetic", help="synthetic | kaggle | dir:PATH")
 NEW_SNAPSHOT = typer.Option(None, help="YYYY-MM-DD; today (UTC) by default")
 VALIDATED_SNAPSHOT = typer.Option(None, help="YYYY-MM-DD; the latest validated one by default")
 OPPORTUNITIES = typer.Option(None, help="Synthetic only: number of opportunities")
+SIGNAL = typer.Option(
+    None, help="Synthetic only: strength of the planted signal, 0 (none) to 1 (the default)"
+)
 AS_JSON = typer.Option(False, "--json", help="Print the summary as JSON")
 
 
-def check_source_first(name: str, source: str, opportunities: int | None) -> None:
+def check_source_first(
+    name: str, source: str, opportunities: int | None, signal: float | None = None
+) -> None:
     """A source that cannot work fails here, before the flow (and Prefect) start."""
     from ingestion.sources import check_source
 
-    run_step(name, lambda: check_source(source, opportunities))
+    run_step(name, lambda: check_source(source, opportunities, signal))
 
 
 @app.command("land")
@@ -50,11 +55,18 @@ def land(
     snapshot: str | None = NEW_SNAPSHOT,
     opportunities: int | None = OPPORTUNITIES,
     seed: int = typer.Option(42, help="Synthetic only: random seed"),
+    signal: float | None = SIGNAL,
     as_json: bool = AS_JSON,
 ) -> None:
     """Land a source as a raw snapshot in the lake (Prefect flow `land`)."""
-    check_source_first("land", source, opportunities)
-    params = {"source": source, "snapshot": snapshot, "opportunities": opportunities, "seed": seed}
+    check_source_first("land", source, opportunities, signal)
+    params = {
+        "source": source,
+        "snapshot": snapshot,
+        "opportunities": opportunities,
+        "seed": seed,
+        "signal": signal,
+    }
     print_summary("landed", run_flow("land", "flows.land:land", as_json=as_json, **params), as_json)
 
 
@@ -103,11 +115,17 @@ def pipeline(
     source: str = SOURCE,
     snapshot: str | None = NEW_SNAPSHOT,
     opportunities: int | None = OPPORTUNITIES,
+    signal: float | None = SIGNAL,
     as_json: bool = AS_JSON,
 ) -> None:
     """land → validate → features → materialize → train/promote (flow `crm-pipeline`)."""
-    check_source_first("pipeline", source, opportunities)
-    params = {"source": source, "snapshot": snapshot, "opportunities": opportunities}
+    check_source_first("pipeline", source, opportunities, signal)
+    params = {
+        "source": source,
+        "snapshot": snapshot,
+        "opportunities": opportunities,
+        "signal": signal,
+    }
     summary = run_flow("pipeline", "flows.pipeline:pipeline", as_json=as_json, **params)
     if as_json:
         print_json(summary)
@@ -131,7 +149,7 @@ def demo(
 
     started = time.perf_counter()
     if not skip_pipeline:
-        pipeline(source="synthetic", snapshot=None, opportunities=None, as_json=False)
+        pipeline(source="synthetic", snapshot=None, opportunities=None, signal=None, as_json=False)
     settings = load_settings()
     run_step(
         "demo",
@@ -166,18 +184,31 @@ def worker() -> None:
     except DeployError as exc:
         fail("worker", exc)
     command = worker_command()
-    os.execve(command[0], command, env)
+    os.execve(command[0], command, env)  # nosec B606  # the worker's fixed argv, no shell
 
 
 @app.command("env")
 def env(profile: Profile = typer.Option(None, help="Defaults to CRM_PROFILE.")) -> None:
-    """Print `export` lines so `feast`, `mlflow` and `prefect` CLIs use the active profile."""
-    settings = load_settings(profile=profile) if profile else load_settings()
-    if settings.uses_s3:
-        from infra.duck import persist_s3_setup
+    """Print `export` lines so `feast`, `mlflow` and `prefect` CLIs use the active profile.
 
-        persist_s3_setup(settings)  # so DuckDB inside the `feast` CLI can read the S3 lake
-    for name, value in settings.env_exports().items():
+    On the stack profile it also stores DuckDB's path-style setting for the lake bucket (no
+    endpoint, no key: the `feast` CLI's DuckDB takes those from the exports); never for prod.
+    """
+    from crm.console import errors
+    from infra.duck import DuckDBSetupError, persist_s3_setup
+
+    settings = load_settings(profile=profile) if profile else load_settings()
+    try:
+        persist_s3_setup(settings)
+    except DuckDBSetupError as exc:
+        fail("env", exc)
+    exports = settings.env_exports()
+    if "'" in exports.get("CRM_PG_USER", "") + exports.get("CRM_PG_PASSWORD", ""):
+        errors.print(
+            "[yellow]warning:[/yellow] CRM_PG_USER or CRM_PG_PASSWORD holds a single quote, "
+            "which the `feast` CLI cannot read from feature_store.yaml; the `crm` commands can."
+        )
+    for name, value in exports.items():
         print(f"export {name}={shlex.quote(value)}")
 
 

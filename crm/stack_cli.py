@@ -22,15 +22,17 @@ def stack_settings() -> Settings:
 @stack_app.command("up")
 def stack_up() -> None:
     """Start (or confirm) PostgreSQL, S3, MLflow and Prefect; idempotent."""
-    from infra.duck import persist_s3_setup
+    from infra.duck import DuckDBSetupError, persist_s3_setup
     from infra.stack import Stack, StackError
 
     settings = stack_settings()
     stack = Stack(settings)
     try:
         stack.up(on_event=lambda msg: console.print(f"  {msg}"))
-        persist_s3_setup(settings)  # the `feast` CLI's DuckDB reads the lake through this
-    except StackError as exc:
+        # The `feast` CLI's DuckDB needs path-style URLs for SeaweedFS (stack profile only;
+        # the endpoint and keys come from `crm env`'s exports, see infra.duck).
+        persist_s3_setup(settings)
+    except (StackError, DuckDBSetupError) as exc:
         fail("stack up", exc)
     _print_status(stack)
 

@@ -40,7 +40,11 @@ def feast_env(settings: Settings) -> dict[str, str]:
 
 
 def repo_config(settings: Settings) -> RepoConfig:
-    """The profile's feature_store.yaml with placeholders filled (and local paths under home)."""
+    """The profile's feature_store.yaml with placeholders filled (and local paths under home).
+
+    The YAML is parsed first and the placeholders filled in its string values, so a value is
+    taken as it is: a password such as `p@ss:w/rd#1` or `'1234'` stays that string.
+    """
     path = settings.feature_store_yaml
     if not path.is_file():
         raise FeatureTablesError(
@@ -54,7 +58,7 @@ def repo_config(settings: Settings) -> RepoConfig:
             f"{path} needs {', '.join(unresolved)}: set them in the environment (or the matching "
             "Settings fields)."
         )
-    raw: dict[str, Any] = yaml.safe_load(_PLACEHOLDER.sub(lambda m: values[m.group(1)], text))
+    raw: dict[str, Any] = _fill_placeholders(yaml.safe_load(text), values)
     raw["project"] = settings.feast_project
     if settings.profile is Profile.LOCAL:
         home = settings.home.resolve()
@@ -63,6 +67,17 @@ def repo_config(settings: Settings) -> RepoConfig:
     config = RepoConfig(**raw)
     config.repo_path = PROJECT_ROOT
     return config
+
+
+def _fill_placeholders(node: Any, values: dict[str, str]) -> Any:
+    """`node` (parsed YAML) with every `${NAME}` in its strings replaced by `values[NAME]`."""
+    if isinstance(node, dict):
+        return {key: _fill_placeholders(value, values) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_fill_placeholders(value, values) for value in node]
+    if isinstance(node, str):
+        return _PLACEHOLDER.sub(lambda m: values[m.group(1)], node)
+    return node
 
 
 def feature_store(settings: Settings) -> FeatureStore:
@@ -80,12 +95,16 @@ def feature_store(settings: Settings) -> FeatureStore:
 
 
 def use_lake_duckdb(settings: Settings) -> None:
-    """Make ibis' default backend a DuckDB connection that can read the S3 lake."""
+    """Make ibis' default backend a DuckDB connection that can read the S3 lake.
+
+    Like every connection of ours it ignores persistent secrets, which could point at another
+    instance's S3 server (see infra.duck).
+    """
     import ibis
 
-    from infra.duck import enable_s3
+    from infra.duck import IN_PROCESS_CONFIG, enable_s3
 
-    backend = ibis.duckdb.connect()
+    backend = ibis.duckdb.connect(**IN_PROCESS_CONFIG)
     enable_s3(backend.con, settings)
     ibis.set_backend(backend)
 

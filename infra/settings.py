@@ -10,8 +10,9 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from infra.errors import CRMError
@@ -30,15 +31,19 @@ class SettingsError(CRMError, ValueError):
     """A setting is missing or inconsistent; the message names the variable to set."""
 
 
+# The local stack's development credentials: published here, so prod refuses them.
+DEV_S3_SECRET_ACCESS_KEY = "crm-secret-key"  # nosec B105  # a published dev default
+DEV_PG_PASSWORD = "crm"  # nosec B105  # a published dev default
+
 # Values the stack profile uses unless overridden; prod has no defaults for these.
 STACK_DEFAULTS: dict[str, Any] = {
     "s3_endpoint_url": "http://127.0.0.1:8333",
     "s3_access_key_id": "crm",
-    "s3_secret_access_key": "crm-secret-key",
+    "s3_secret_access_key": DEV_S3_SECRET_ACCESS_KEY,
     "pg_host": "127.0.0.1",
     "pg_port": 5432,
     "pg_user": "crm",
-    "pg_password": "crm",
+    "pg_password": DEV_PG_PASSWORD,
 }
 
 # In prod each of these must come from the environment: no silent fallback to a dev value.
@@ -50,7 +55,14 @@ PROD_REQUIRED = (
     "pg_password",
     "mlflow_tracking_uri",
     "prefect_api_url",
+    "api_token",
 )
+# Credentials prod refuses: the stack's defaults are published in this repository.
+PROD_REFUSED_DEFAULTS = ("s3_access_key_id", "s3_secret_access_key", "pg_password")
+
+# libpq's sslmodes, weakest first; prod needs at least `require` (TLS to PostgreSQL).
+PG_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+PROD_MIN_SSLMODE = "require"
 
 
 class Settings(BaseSettings):
@@ -76,7 +88,10 @@ class Settings(BaseSettings):
     pg_port: int = 5432
     pg_user: str | None = None
     pg_password: SecretStr | None = None
-    pg_sslmode: str = "disable"
+    pg_sslmode: str = Field(
+        default="disable",
+        description="libpq sslmode; `require` by default in prod (which refuses anything weaker).",
+    )
     pg_admin_dsn: str = Field(
         default="postgresql://postgres@127.0.0.1:5432/postgres",
         description="Superuser DSN `crm stack up` uses to create the role and databases.",
@@ -119,13 +134,53 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="How often the scorer checks whether the champion moved."
     )
     serving_inline: bool = Field(
-        default=True,
-        description="Score on the event loop (fastest) instead of a worker thread.",
+        default=False,
+        description="Score on the event loop (saves ~0.3 ms) instead of the worker thread: a "
+        "slow batch then delays every request, health probes included.",
+    )
+    serving_queue_limit: int = Field(
+        default=128,
+        gt=0,
+        description="Scoring requests admitted at once (queued or running); more get 429.",
+    )
+    serving_max_body_bytes: int = Field(
+        default=262_144, gt=0, description="Largest request body the scorer reads; more: 413."
+    )
+    serving_store_connect_timeout: float = Field(
+        default=2.0, ge=2, description="Connect timeout to a PostgreSQL online store (s, min 2)."
+    )
+    serving_store_timeout: float = Field(
+        default=1.0,
+        gt=0,
+        description="Longest online-store read (statement timeout and deadline); then 503.",
+    )
+    serving_mlflow_timeout: float = Field(
+        default=10.0, gt=0, description="HTTP timeout of the scorer's MLflow calls (s)."
     )
 
     # --- Model registry -----------------------------------------------------------------------
     model_name: str = "crm-win-probability"
     feast_project: str = "crm"
+
+    # --- Model gate (training/gate.py): what a model must show before it becomes champion -----
+    gate_skill_margin: float = Field(
+        default=0.005,
+        ge=0.0,
+        lt=1.0,
+        description="Minimum Brier and log-loss skill over the base rate (0.005 = 0.5%).",
+    )
+    gate_confidence: float = Field(
+        default=0.95,
+        gt=0.5,
+        lt=1.0,
+        description="Confidence of the bootstrap intervals that must lie above 0.",
+    )
+    gate_bootstrap_resamples: int = Field(
+        default=1000,
+        ge=100,
+        le=100_000,
+        description="Bootstrap resamples of the test window's opportunities.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -133,6 +188,8 @@ class Settings(BaseSettings):
         if not isinstance(data, dict):
             return data
         profile = str(data.get("profile", Profile.LOCAL.value)).lower()
+        if profile == Profile.PROD.value and data.get("pg_sslmode") in (None, ""):
+            data["pg_sslmode"] = PROD_MIN_SSLMODE
         if profile == Profile.STACK.value:
             derived = {
                 "mlflow_tracking_uri": f"http://127.0.0.1:{data.get('mlflow_port', 5000)}",
@@ -143,16 +200,21 @@ class Settings(BaseSettings):
                     data[key] = value
         return data
 
+    @field_validator("pg_sslmode", mode="before")
+    @classmethod
+    def _known_sslmode(cls, value: Any) -> Any:
+        mode = str(value).strip().lower()
+        if mode not in PG_SSLMODES:
+            choices = ", ".join(PG_SSLMODES)
+            raise ValueError(f"{value!r} is not a libpq sslmode; use one of {choices}")
+        return mode
+
     @model_validator(mode="after")
     def _check_profile(self) -> Settings:
         if self.profile is Profile.PROD:
-            missing = [name for name in PROD_REQUIRED if getattr(self, name) in (None, "")]
-            if missing:
-                names = ", ".join(f"CRM_{name.upper()}" for name in missing)
-                raise SettingsError(
-                    f"CRM_PROFILE=prod needs {names}: set them in the environment or in .env "
-                    "(see .env.example)."
-                )
+            problems = _prod_problems(self)
+            if problems:
+                raise SettingsError(" ".join(problems))
         return self
 
     # --- Derived values -----------------------------------------------------------------------
@@ -185,15 +247,22 @@ class Settings(BaseSettings):
         return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
 
     def pg_dsn(self, database: str, driver: str = "postgresql") -> str:
-        """DSN for one of the project's databases, e.g. driver `postgresql+psycopg`."""
+        """DSN for one of the project's databases, e.g. driver `postgresql+psycopg`.
+
+        User and password are URL-encoded (a password may hold `@ / : #`), and any sslmode but
+        `disable` is in the query: `sslmode` for libpq drivers, `ssl` for asyncpg.
+        """
         if not self.pg_host or not self.pg_user:
             raise SettingsError(
                 f"Profile {self.profile} has no PostgreSQL: set CRM_PG_HOST and CRM_PG_USER, "
                 "or use CRM_PROFILE=stack."
             )
         password = self.pg_password.get_secret_value() if self.pg_password else ""
-        auth = f"{self.pg_user}:{password}" if password else self.pg_user
-        return f"{driver}://{auth}@{self.pg_host}:{self.pg_port}/{database}"
+        auth = url_quote(self.pg_user) + (f":{url_quote(password)}" if password else "")
+        dsn = f"{driver}://{auth}@{self.pg_host}:{self.pg_port}/{database}"
+        if self.pg_sslmode != "disable":
+            dsn += f"?{'ssl' if 'asyncpg' in driver else 'sslmode'}={self.pg_sslmode}"
+        return dsn
 
     @property
     def pg_databases(self) -> tuple[str, ...]:
@@ -239,12 +308,21 @@ class Settings(BaseSettings):
             if self.s3_endpoint_url:
                 env["AWS_ENDPOINT_URL"] = self.s3_endpoint_url
                 env["MLFLOW_S3_ENDPOINT_URL"] = self.s3_endpoint_url
-            # The `${CRM_PG_*}` placeholders of feature_repo/<profile>/feature_store.yaml.
+                # DuckDB's httpfs (inside the `feast` CLI) reads its endpoint from these, so
+                # a shell reaches only the S3 server of the profile it exported.
+                env["DUCKDB_S3_ENDPOINT"] = self.s3_endpoint_host or ""
+                env["DUCKDB_S3_USE_SSL"] = "true" if self.s3_ssl else "false"
+            # The `${CRM_PG_*}` placeholders of feature_repo/<profile>/feature_store.yaml; the
+            # registry's URL takes the URL-encoded user and password.
+            user = self.pg_user or ""
+            password = self.pg_password.get_secret_value() if self.pg_password else ""
             env |= {
                 "CRM_PG_HOST": self.pg_host or "",
                 "CRM_PG_PORT": str(self.pg_port),
-                "CRM_PG_USER": self.pg_user or "",
-                "CRM_PG_PASSWORD": self.pg_password.get_secret_value() if self.pg_password else "",
+                "CRM_PG_USER": user,
+                "CRM_PG_PASSWORD": password,
+                "CRM_PG_USER_URLENCODED": url_quote(user),
+                "CRM_PG_PASSWORD_URLENCODED": url_quote(password),
                 "CRM_PG_DB_FEAST_ONLINE": self.pg_db_feast_online,
                 "CRM_PG_DB_FEAST_REGISTRY": self.pg_db_feast_registry,
                 "CRM_PG_SSLMODE": self.pg_sslmode,
@@ -253,6 +331,49 @@ class Settings(BaseSettings):
         if self.prefect_api_url:
             env["PREFECT_API_URL"] = self.prefect_api_url
         return env
+
+
+def url_quote(value: str) -> str:
+    """`value` as the user or password of a URL: every reserved character percent-encoded."""
+    return quote(value, safe="")
+
+
+def _unset(value: Any) -> bool:
+    """None or empty, a secret included (`CRM_API_TOKEN=` in .env sets nothing)."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _prod_problems(settings: Settings) -> list[str]:
+    """What keeps `settings` from running in prod, one sentence each, naming the variables."""
+    problems = []
+    missing = [name for name in PROD_REQUIRED if _unset(getattr(settings, name))]
+    if missing:
+        names = ", ".join(f"CRM_{name.upper()}" for name in missing)
+        them = "it" if len(missing) == 1 else "them"
+        problems.append(
+            f"CRM_PROFILE=prod needs {names}: set {them} in the environment or in .env "
+            "(see .env.example)."
+        )
+    defaults = [
+        name
+        for name in PROD_REFUSED_DEFAULTS
+        if getattr(settings, name) is not None and settings.secret(name) == STACK_DEFAULTS[name]
+    ]
+    if defaults:
+        names = ", ".join(f"CRM_{name.upper()}" for name in defaults)
+        problems.append(
+            f"CRM_PROFILE=prod refuses the local stack's published default credentials in "
+            f"{names}: set the real ones (from your secret store) in the environment."
+        )
+    if PG_SSLMODES.index(settings.pg_sslmode) < PG_SSLMODES.index(PROD_MIN_SSLMODE):
+        problems.append(
+            f"CRM_PROFILE=prod needs TLS to PostgreSQL but CRM_PG_SSLMODE={settings.pg_sslmode}: "
+            "set it to require, verify-ca or verify-full, or leave it unset (prod defaults to "
+            "require)."
+        )
+    return problems
 
 
 def get_settings() -> Settings:

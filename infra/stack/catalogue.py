@@ -120,16 +120,24 @@ def _http_server(
 
 
 def mlflow(settings: Settings) -> Service:
-    """The tracking server on PostgreSQL, proxying artifacts to the S3 bucket."""
+    """The tracking server on PostgreSQL, proxying artifacts to the S3 bucket.
+
+    The backend store's DSN holds the database password: it goes in the environment
+    (`MLFLOW_BACKEND_STORE_URI`, which `mlflow server` reads), never on the command line, where
+    any user of the machine could read it in `ps`.
+    """
     s = settings
+    env = {
+        **_s3_env(settings),
+        "MLFLOW_BACKEND_STORE_URI": s.pg_dsn(s.pg_db_mlflow, driver="postgresql+psycopg2"),
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
     return _http_server(
         "mlflow",
         s.mlflow_port,
         [
             _bin("mlflow"),
             "server",
-            "--backend-store-uri",
-            s.pg_dsn(s.pg_db_mlflow, driver="postgresql+psycopg2"),
             "--artifacts-destination",
             f"s3://{s.mlflow_bucket}/",
             "--serve-artifacts",
@@ -140,7 +148,7 @@ def mlflow(settings: Settings) -> Service:
             "--workers",
             "1",
         ],
-        {**_s3_env(settings), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        env,
         health="/health",
     )
 

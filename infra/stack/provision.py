@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,13 +53,17 @@ def start_postgres(settings: Settings) -> None:
             "or run the whole stack with `docker compose up`."
         )
     cmd = ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1].name, "main", "start"]
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)  # nosec B603  # fixed pg_ctlcluster argv
     if result.returncode != 0:
         raise StackError(f"`{' '.join(cmd)}` failed: {result.stderr.strip()}")
 
 
 def ensure_databases(settings: Settings) -> None:
-    """The project's role (its password reset to the configured one) and its databases."""
+    """The project's role (its password reset to the configured one) and its databases.
+
+    The role is created without superuser, CREATEDB or CREATEROLE: it owns its databases and
+    nothing else; only the admin DSN administers the server.
+    """
     import psycopg
     from psycopg import sql
 
@@ -67,7 +72,9 @@ def ensure_databases(settings: Settings) -> None:
     with psycopg.connect(settings.pg_admin_dsn, autocommit=True, connect_timeout=5) as con:
         role = con.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
         statement = (
-            "ALTER ROLE {} LOGIN PASSWORD {}" if role else "CREATE ROLE {} LOGIN PASSWORD {}"
+            "ALTER ROLE {} LOGIN PASSWORD {}"
+            if role
+            else "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}"
         )
         con.execute(sql.SQL(statement).format(sql.Identifier(user), sql.Literal(password)))
         for database in settings.pg_databases:
@@ -108,7 +115,11 @@ def s3_answers(settings: Settings) -> bool:
 
 
 def write_s3_config(settings: Settings, path: Path) -> None:
-    """SeaweedFS's identities file: one admin identity with the profile's keys, no anonymous."""
+    """SeaweedFS's identities file: one admin identity with the profile's keys, no anonymous.
+
+    It holds the secret key, so it is readable by its owner only (0600), and written to a
+    temporary file renamed over the old one: never world-readable, never half-written.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     identity = {
         "name": settings.secret("s3_access_key_id"),
@@ -120,7 +131,21 @@ def write_s3_config(settings: Settings, path: Path) -> None:
         ],
         "actions": ["Admin", "Read", "Write", "List", "Tagging"],
     }
-    path.write_text(json.dumps({"identities": [identity]}, indent=2))
+    write_private(path, json.dumps({"identities": [identity]}, indent=2).encode())
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Replace `path` atomically with `data`, readable and writable by its owner only."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:  # mkstemp creates the file 0600
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def ensure_buckets(settings: Settings) -> None:

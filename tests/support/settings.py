@@ -15,6 +15,7 @@ PROD_SECRETS: dict[str, str] = {
     "pg_password": "pw",
     "mlflow_tracking_uri": "https://mlflow.internal",
     "prefect_api_url": "https://prefect.internal/api",
+    "api_token": "prod-token-that-is-not-a-default",
 }
 
 

@@ -1,7 +1,8 @@
 """The test stack: a real `crm stack up` isolated from a developer's own stack.
 
-Its own `.stack` folder, ports and PostgreSQL databases, all set through the same `CRM_*`
-variables a user would set.
+Its own `.stack` folder, ports, PostgreSQL role and databases, all set through the same `CRM_*`
+variables a user would set. Its role's password has URL syntax in it (`p@ss:w/rd#1`), so the
+whole integration tier proves that every connection string encodes it.
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ TEST_STACK_ENV = {
     "CRM_PG_DB_FEAST_REGISTRY": f"crm_test{_SUFFIX}_feast_registry",
     "CRM_PG_DB_MLFLOW": f"crm_test{_SUFFIX}_mlflow",
     "CRM_PG_DB_PREFECT": f"crm_test{_SUFFIX}_prefect",
-    # DuckDB's persistent S3 secret (written by `crm stack up`) stays out of the user's ~/.duckdb.
+    # Its own role: `crm stack up` resets the role's password, so the user's `crm` is not touched.
+    "CRM_PG_USER": f"crm_test{_SUFFIX}",
+    "CRM_PG_PASSWORD": "p@ss:w/rd#1",
+    # DuckDB's path-style setting (stored by `crm stack up`) stays out of the user's ~/.duckdb.
     "HOME": str(ROOT / f".stack-test{_SUFFIX}" / "home"),
 }
 
@@ -43,6 +47,15 @@ def settings_from(env: dict[str, str]) -> Settings:
     """The Settings a process with `env` would read (no `.env` file)."""
     fields = {k.removeprefix("CRM_").lower(): v for k, v in env.items() if k.startswith("CRM_")}
     return Settings(**fields, _env_file=None)
+
+
+# A shell that ran `eval "$(crm env)"` for the user's own stack exports that stack's endpoints
+# (AWS_ENDPOINT_URL, MLFLOW_*, PREFECT_API_URL, DUCKDB_S3_*), and `crm` keeps values already
+# exported: the test run drops them, so each process derives them from the test stack's
+# settings. (The CRM_* inputs a user sets stay; the test stack overrides its own.)
+for _name in settings_from(TEST_STACK_ENV).env_exports():
+    if not _name.startswith("CRM_"):
+        os.environ.pop(_name, None)
 
 
 def reset_test_stack() -> None:
@@ -57,7 +70,7 @@ def reset_test_stack() -> None:
     Path(TEST_STACK_ENV["HOME"]).mkdir(parents=True, exist_ok=True)
     with psycopg.connect(settings.pg_admin_dsn, autocommit=True, connect_timeout=5) as con:
         for database in settings.pg_databases:
-            assert database.startswith("crm_test_"), database
+            assert database.startswith("crm_test"), database
             con.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
             )
