@@ -18,9 +18,13 @@ PREFECT_RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs")
 
 
 def prepare_process(settings: Settings) -> None:
-    """Export the profile's environment; values the user already exported win."""
-    for name, value in settings.env_exports().items():
-        os.environ.setdefault(name, value)
+    """Export the profile's environment, replacing what the shell had for the same names.
+
+    The settings are the one source of truth (a user overrides them with `CRM_*` or `.env`): an
+    `AWS_ENDPOINT_URL` or `MLFLOW_TRACKING_URI` left in the shell by another instance's
+    `eval "$(crm env)"` must not send this process to that instance.
+    """
+    os.environ.update(settings.env_exports())
     if settings.profile is Profile.LOCAL:
         # Ephemeral Prefect keeps its SQLite database with the rest of the local state.
         prefect_home = (settings.home / "prefect").resolve()
