@@ -25,9 +25,11 @@ from ingestion.sources import check_source, load_source
     retry_condition_fn=transient_only,
     cache_policy=NO_CACHE,
 )
-def read_source(source: str, opportunities: int | None, seed: int) -> SourceData:
+def read_source(
+    source: str, opportunities: int | None, seed: int, signal: float | None = None
+) -> SourceData:
     """Read the four tables (synthetic, Kaggle or a CSV folder)."""
-    return load_source(source, opportunities=opportunities, seed=seed)
+    return load_source(source, opportunities=opportunities, seed=seed, signal=signal)
 
 
 @task(cache_policy=NO_CACHE)
@@ -44,10 +46,15 @@ def land(
     snapshot: str | None = None,
     opportunities: int | None = None,
     seed: int = 42,
+    signal: float | None = None,
 ) -> dict[str, Any]:
-    """Land `source` as raw snapshot `snapshot` (today, UTC, by default)."""
+    """Land `source` as raw snapshot `snapshot` (today, UTC, by default).
+
+    `signal` (synthetic only): strength of the planted signal in [0, 1], None for the default 1;
+    a non-default signal is part of the source recorded in the manifest (`synthetic:signal=0.3`).
+    """
     quiet_user_errors()
     snapshot = landing.check_snapshot(snapshot or today())
-    check_source(source, opportunities)
-    data = read_source(source, opportunities, seed)
+    check_source(source, opportunities, signal)
+    data = read_source(source, opportunities, seed, signal)
     return publish_snapshot(data, snapshot)

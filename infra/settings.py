@@ -133,13 +133,8 @@ class Settings(BaseSettings):
     serving_refresh_seconds: float = Field(
         default=60.0, gt=0, description="How often the scorer checks whether the champion moved."
     )
-    serving_inline: bool = Field(
-        default=False,
-        description="Score on the event loop (saves ~0.3 ms) instead of the worker thread: a "
-        "slow batch then delays every request, health probes included.",
-    )
     serving_queue_limit: int = Field(
-        default=128,
+        default=64,
         gt=0,
         description="Scoring requests admitted at once (queued or running); more get 429.",
     )

@@ -18,18 +18,27 @@ from ingestion.source_data import SourceData
 SOURCES_HELP = "`synthetic`, `kaggle` or `dir:PATH` (a folder with the four CSV files)"
 
 
-def check_source(spec: str, opportunities: int | None = None) -> None:
+def check_source(spec: str, opportunities: int | None = None, signal: float | None = None) -> None:
     """Refuse a source that cannot work before anything starts: an unknown name, a folder that
-    is not there, Kaggle without credentials, `--opportunities` where it does not apply."""
+    is not there, Kaggle without credentials, `--opportunities` or `--signal` where they do not
+    apply (None: not given)."""
     spec = spec.strip()
     if spec == "synthetic":
         if opportunities is not None and opportunities < 1:
             raise SourceError(f"--opportunities must be at least 1, got {opportunities}.")
+        if signal is not None:
+            try:
+                synthetic.check_signal(signal)
+            except ValueError:
+                raise SourceError(
+                    f"--signal must lie between 0 (no signal) and 1 (the default), got {signal}."
+                ) from None
         return
-    if opportunities is not None:
-        raise SourceError(
-            f"--opportunities only applies to `--source synthetic`, not to {spec!r}: drop it."
-        )
+    for option, value in (("--opportunities", opportunities), ("--signal", signal)):
+        if value is not None:
+            raise SourceError(
+                f"{option} only applies to `--source synthetic`, not to {spec!r}: drop it."
+            )
     if spec == "kaggle":
         kaggle_source.check_credentials()
         return
@@ -39,12 +48,21 @@ def check_source(spec: str, opportunities: int | None = None) -> None:
     raise SourceError(f"Unknown source {spec!r}: use {SOURCES_HELP}.")
 
 
-def load_source(spec: str, *, opportunities: int | None = None, seed: int = 42) -> SourceData:
-    """Read the source named by `spec`: `synthetic`, `kaggle` or `dir:PATH`."""
-    check_source(spec, opportunities)
+def load_source(
+    spec: str, *, opportunities: int | None = None, seed: int = 42, signal: float | None = None
+) -> SourceData:
+    """Read the source named by `spec`: `synthetic`, `kaggle` or `dir:PATH`.
+
+    `signal` (synthetic only): the planted signal's strength in [0, 1]; None is the default 1.
+    """
+    check_source(spec, opportunities, signal)
     spec = spec.strip()
     if spec == "synthetic":
-        return synthetic.generate(opportunities or synthetic.DEFAULT_OPPORTUNITIES, seed)
+        return synthetic.generate(
+            opportunities or synthetic.DEFAULT_OPPORTUNITIES,
+            seed,
+            signal=synthetic.DEFAULT_SIGNAL if signal is None else signal,
+        )
     if spec == "kaggle":
         return kaggle_source.load_kaggle()
     return read_csv_folder(Path(spec[4:].strip()).expanduser())

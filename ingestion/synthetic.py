@@ -17,7 +17,9 @@ product identity and their historical win rates, product series and price, accou
 size, engage month. The intercept is solved so that about 63% of closed deals are won (as in the
 real data); the oracle AUC of the true probability against the outcome of closed deals is about
 0.75. The true probability of every opportunity goes to `SourceData.ground_truth`, never into the
-four landed tables.
+four landed tables. `signal` (0 to 1, default 1) multiplies the whole sum of terms: 0 leaves
+outcomes independent of every feature (for testing that nothing is learnt, or promoted, from
+noise), with the same deals and quirks.
 
 Closing: a deal engaged on `engage_date` closes `duration` days later (gamma, median ~45 days);
 nothing closes before 2017-03-01 (earlier closes move into March 2017) and a deal whose close
@@ -39,6 +41,9 @@ from ingestion.tables import ACCOUNTS, PRODUCTS, SALES_PIPELINE, SALES_TEAMS, SC
 
 GENERATOR_VERSION = 1
 DEFAULT_OPPORTUNITIES = 8800
+SOURCE = "synthetic"
+# Strength of the planted signal: the factor on every term of the true logit (1 = as documented).
+DEFAULT_SIGNAL = 1.0
 
 FIRST_ENGAGE = np.datetime64("2016-10-20", "D")
 LAST_DAY = np.datetime64("2017-12-31", "D")
@@ -146,15 +151,24 @@ ENGAGE_RAMP = 3.2
 ID_ALPHABET = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", dtype=np.uint8)
 
 
-def generate(opportunities: int = DEFAULT_OPPORTUNITIES, seed: int = 42) -> SourceData:
-    """The four CRM tables plus the ground truth, identical for the same (opportunities, seed)."""
+def generate(
+    opportunities: int = DEFAULT_OPPORTUNITIES, seed: int = 42, *, signal: float = DEFAULT_SIGNAL
+) -> SourceData:
+    """The four CRM tables plus the ground truth, identical for the same parameters.
+
+    `signal` in [0, 1] scales every planted term of the logit: 1 (the default) is the documented
+    signal, 0 makes every outcome independent of every feature (all quirks kept, same win rate).
+    The random draws do not depend on it, so the same seed gives the same deals, dates and
+    quirks at any signal; only the outcomes and the true probabilities change.
+    """
     if opportunities < 1:
         raise ValueError(f"opportunities must be at least 1, got {opportunities}.")
+    check_signal(signal)
     rng = np.random.default_rng(seed)
     accounts = _accounts(rng)
     agents = _sales_teams()
     products = _products()
-    pipeline, truth = _pipeline(rng, opportunities, accounts)
+    pipeline, truth = _pipeline(rng, opportunities, accounts, float(signal))
     accounts = _plant_late_establishment(accounts, pipeline)
     tables = {
         ACCOUNTS: _to_table(ACCOUNTS, accounts),
@@ -163,11 +177,31 @@ def generate(opportunities: int = DEFAULT_OPPORTUNITIES, seed: int = 42) -> Sour
         SALES_PIPELINE: pipeline,
     }
     checksums = table_checksums(tables)
-    params = {"generator": __name__, "version": GENERATOR_VERSION, "n": opportunities, "seed": seed}
+    params: dict[str, object] = {
+        "generator": __name__,
+        "version": GENERATOR_VERSION,
+        "n": opportunities,
+        "seed": seed,
+    }
+    if signal != DEFAULT_SIGNAL:  # the default's parameters (and checksums) stay as they were
+        params["signal"] = float(signal)
     checksums["parameters.json"] = hashlib.sha256(
         json.dumps(params, sort_keys=True).encode()
     ).hexdigest()
-    return SourceData(tables=tables, source="synthetic", checksums=checksums, ground_truth=truth)
+    return SourceData(
+        tables=tables, source=source_label(signal), checksums=checksums, ground_truth=truth
+    )
+
+
+def check_signal(signal: float) -> None:
+    """`signal` must be a number in [0, 1]: a `ValueError` saying so otherwise."""
+    if not (isinstance(signal, int | float) and 0.0 <= signal <= 1.0):
+        raise ValueError(f"signal must be a number between 0 and 1, got {signal!r}.")
+
+
+def source_label(signal: float = DEFAULT_SIGNAL) -> str:
+    """What the landing manifest records as the source: the signal when it is not the default."""
+    return SOURCE if signal == DEFAULT_SIGNAL else f"{SOURCE}:signal={float(signal):g}"
 
 
 # --- reference tables ---------------------------------------------------------------------------
@@ -217,7 +251,7 @@ def _sales_teams() -> dict[str, np.ndarray]:
 
 # --- the pipeline -------------------------------------------------------------------------------
 def _pipeline(
-    rng: np.random.Generator, n: int, accounts: dict[str, np.ndarray]
+    rng: np.random.Generator, n: int, accounts: dict[str, np.ndarray], signal: float
 ) -> tuple[pa.Table, pa.Table]:
     n_agents = len(AGENT_NAMES) - N_AGENTS_WITHOUT_DEALS
     n_accounts = len(ACCOUNT_NAMES)
@@ -262,7 +296,7 @@ def _pipeline(
         + fit[product, sector_idx[account]]
         + SIZE_COEF * size[account]
         + QUARTER_END_COEF * quarter_end
-    )
+    ) * signal  # exact for the default 1.0; 0 leaves only the intercept (the win rate)
     intercept = _solve_intercept(base[closed], TARGET_WIN_RATE)
     win_probability = 1.0 / (1.0 + np.exp(-(intercept + base)))
     won = closed & (rng.random(n) < win_probability)

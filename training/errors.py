@@ -19,3 +19,9 @@ class LeakageError(TrainingError):
 
 class RegistryError(TrainingError):
     """The MLflow model registry could not be read or updated."""
+
+
+class RegistryUnavailable(RegistryError):
+    """The registry did not answer, or answered with a server error: trying again may work."""
+
+    transient = True

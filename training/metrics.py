@@ -1,9 +1,10 @@
 """Test-window metrics: discrimination, probability quality, calibration, and the oracle.
 
-The base-rate Brier (predicting the training win rate for every deal) is the floor a useful
-model must beat. With synthetic data the true win probability is known: the oracle's AUC and
-Brier on the *same* test examples are the ceiling, and the ratios say how much of the learnable
-signal the model recovered.
+The base-rate Brier and log loss (predicting the training win rate for every deal) are the floor
+a useful model must beat (`training.skill` turns them into skill scores with intervals). With
+synthetic data the true win probability is known: the oracle's AUC and Brier on the *same* test
+examples are the ceiling, and the ratios say how much of the learnable signal the model
+recovered.
 """
 
 from __future__ import annotations
@@ -71,10 +72,13 @@ def evaluate(
     base_rate: float,
     true_probability: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Model metrics plus the base-rate Brier and, when the truth is known, oracle ratios."""
+    """Model metrics plus the base rate's Brier and log loss and, when the truth is known, oracle
+    ratios. The base rate is the training win rate, predicted for every test example."""
     out = probability_metrics(y, p)
     out["base_rate"] = float(base_rate)
     out["base_rate_brier"] = float(np.mean((np.asarray(y) - base_rate) ** 2))
+    constant = np.full(len(y), float(base_rate))
+    out["base_rate_log_loss"] = float(log_loss(y, np.clip(constant, EPS, 1 - EPS), labels=[0, 1]))
     out["positive_rate"] = float(np.mean(y))
     if true_probability is not None:
         oracle = probability_metrics(y, true_probability)

@@ -1,4 +1,6 @@
-"""The two models: a logistic-regression baseline and a tuned, optionally calibrated XGBoost.
+"""The two candidates: a logistic-regression baseline and a tuned XGBoost, each optionally
+calibrated; both become a `WinProbabilityModel` (the baseline written as an additive booster by
+`training.additive`), so whichever wins on validation is registered and served the same way.
 
 XGBoost sees the numeric matrix of `FeatureSpec.encode` with categoricals as integer codes typed
 `c`, so it splits on category sets natively. Historical win rates get a monotone (+1) constraint:
@@ -23,11 +25,18 @@ from sklearn.metrics import log_loss
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from training.additive import compile_baseline
 from training.features import FeatureSpec
 from training.leakage import base_name
 from training.metrics import EPS
+from training.skill import paired_gains
 
 MONOTONE_INCREASING = ("win_rate",)
+CALIBRATION_METHODS = ("none", "platt", "isotonic")
+# Pseudo-deals at the overall win rate added to every step of an isotonic calibration.
+ISOTONIC_PRIOR = 2.0
+# The candidates a run trains; the one with the lower validation log loss is registered.
+BASELINE, XGBOOST = "baseline", "xgboost"
 
 # The search space; `search_configs` takes a seeded sample of it.
 GRID: dict[str, tuple[Any, ...]] = {
@@ -183,38 +192,95 @@ def fit_calibrator(method: str, p: np.ndarray, y: np.ndarray) -> Calibrator:
         lr = LogisticRegression(C=1e6, max_iter=1000).fit(logit, y)
         return Calibrator("platt", {"a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])})
     if method == "isotonic":
-        iso = IsotonicRegression(out_of_bounds="clip", y_min=EPS, y_max=1 - EPS).fit(p, y)
-        return Calibrator(
-            "isotonic",
-            {
-                "x": [float(v) for v in iso.X_thresholds_],
-                "y": [float(v) for v in iso.y_thresholds_],
-            },
-        )
+        x, values = _shrunk_isotonic(p, np.asarray(y, dtype="float64"))
+        return Calibrator("isotonic", {"x": x, "y": values})
     return Calibrator()
+
+
+def _shrunk_isotonic(p: np.ndarray, y: np.ndarray) -> tuple[list[float], list[float]]:
+    """Isotonic regression whose steps are shrunk towards the overall win rate.
+
+    Each step holds `(wins + k * rate) / (rows + k)` with `k = ISOTONIC_PRIOR` pseudo-deals: a
+    step of a few deals that were all lost says "unlikely", not "impossible" (plain isotonic
+    says 0 there, and one later win costs a log loss of ~14). Shrinking can break the order of a
+    large step and a small one, so the steps are pooled again (weighted by their rows).
+    """
+    iso = IsotonicRegression(out_of_bounds="clip").fit(p, y)
+    levels, inverse, rows = np.unique(iso.predict(p), return_inverse=True, return_counts=True)
+    wins = np.bincount(inverse.ravel(), weights=y, minlength=levels.size)
+    shrunk = (wins + ISOTONIC_PRIOR * y.mean()) / (rows + ISOTONIC_PRIOR)
+    shrunk = IsotonicRegression().fit(levels, shrunk, sample_weight=rows).predict(levels)
+    knots = np.asarray(iso.y_thresholds_, dtype="float64")
+    nearest = np.abs(levels[None, :] - knots[:, None]).argmin(axis=1)
+    values = np.clip(shrunk[nearest], EPS, 1.0 - EPS)
+    return [float(v) for v in iso.X_thresholds_], [float(v) for v in values]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The chosen calibrator, every method's cross-fitted validation log loss, and the chosen
+    method's cross-fitted (out-of-fold) validation probabilities."""
+
+    calibrator: Calibrator
+    losses: dict[str, float]
+    out_of_fold: np.ndarray
+
+
+def calibrate(
+    p: np.ndarray,
+    y: np.ndarray,
+    seed: int = 42,
+    groups: np.ndarray | None = None,
+    resamples: int = 1000,
+    confidence: float = 0.95,
+) -> Calibration:
+    """Pick none/Platt/isotonic by 2-fold cross-fitted validation log loss.
+
+    Fitting and judging a calibrator on the same rows would always favour isotonic; cross-fitting
+    on halves of the validation slice gives an honest comparison. The halves split `groups`
+    (opportunities): a deal's examples share its outcome, and a calibrator fitted on some of them
+    would know the label of the rest. A calibrator is chosen only if it beats leaving the scores
+    as they are with a paired bootstrap interval (over the same groups) above 0, so it never
+    makes the held-out log loss worse and a noisy gain on a small slice does not count; among
+    those, the lowest loss wins. The winner is refitted on the whole slice.
+    """
+    groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+    _, group_index = np.unique(groups, return_inverse=True)
+    rng = np.random.default_rng(seed)
+    fold = rng.integers(0, 2, int(group_index.max()) + 1 if len(y) else 0)[group_index.ravel()]
+    losses: dict[str, float] = {}
+    held_out: dict[str, np.ndarray] = {}
+    for method in CALIBRATION_METHODS:
+        out = np.empty(len(y))
+        for k in (0, 1):
+            fit_rows, eval_rows = fold != k, fold == k
+            if not eval_rows.any():
+                continue
+            if len(np.unique(y[fit_rows])) < 2:  # nothing to fit on: leave the scores
+                out[eval_rows] = Calibrator().apply(p[eval_rows])
+                continue
+            calibrator = fit_calibrator(method, p[fit_rows], y[fit_rows])
+            out[eval_rows] = calibrator.apply(p[eval_rows])
+        held_out[method] = np.clip(out, EPS, 1 - EPS)
+        losses[method] = float(log_loss(y, held_out[method], labels=[0, 1]))
+    sure = [
+        method
+        for method in CALIBRATION_METHODS[1:]
+        if losses[method] < losses["none"]
+        and paired_gains(
+            groups, y, held_out["none"], held_out[method], resamples, confidence, seed
+        )["log_loss_gain"].above_zero
+    ]
+    method = min(sure, key=lambda m: losses[m]) if sure else "none"
+    return Calibration(fit_calibrator(method, p, y), losses, held_out[method])
 
 
 def choose_calibration(
     p: np.ndarray, y: np.ndarray, seed: int = 42
 ) -> tuple[Calibrator, dict[str, float]]:
-    """Pick none/Platt/isotonic by 2-fold cross-fitted validation log loss.
-
-    Fitting and judging a calibrator on the same rows would always favour isotonic; cross-fitting
-    on halves of the validation slice gives an honest comparison. The winner is refitted on the
-    whole slice; a calibrator is applied only if it beats leaving the scores as they are.
-    """
-    rng = np.random.default_rng(seed)
-    fold = rng.integers(0, 2, len(y))
-    losses: dict[str, float] = {}
-    for method in ("none", "platt", "isotonic"):
-        out = np.empty(len(y))
-        for k in (0, 1):
-            fit_rows, eval_rows = fold != k, fold == k
-            calibrator = fit_calibrator(method, p[fit_rows], y[fit_rows])
-            out[eval_rows] = calibrator.apply(p[eval_rows])
-        losses[method] = float(log_loss(y, np.clip(out, EPS, 1 - EPS), labels=[0, 1]))
-    method = min(losses, key=lambda m: (losses[m], m != "none"))
-    return fit_calibrator(method, p, y), losses
+    """`calibrate`'s calibrator and cross-fitted losses."""
+    chosen = calibrate(p, y, seed)
+    return chosen.calibrator, chosen.losses
 
 
 def final_booster(result: SearchResult) -> xgb.Booster:
@@ -226,14 +292,17 @@ def final_booster(result: SearchResult) -> xgb.Booster:
 class WinProbabilityModel:
     """What is registered: the booster, its feature encoding and its calibration.
 
-    The booster is logged with the MLflow xgboost flavour (its pyfunc returns the raw, uncalibrated
-    probability of a row of the encoded matrix); spec and calibration travel in the model's
-    metadata, so `registry.load_model` rebuilds exactly this object.
+    `kind` says which candidate it is (`xgboost`, or `baseline`: one tree per feature holding
+    the logistic regression's term). The booster is logged with the MLflow xgboost flavour (its
+    pyfunc returns the raw, uncalibrated probability of a row of the encoded matrix); spec,
+    calibration and kind travel in the model's metadata, so `registry.load_model` rebuilds
+    exactly this object.
     """
 
     booster: xgb.Booster
     spec: FeatureSpec
     calibrator: Calibrator = field(default_factory=Calibrator)
+    kind: str = XGBOOST  # or BASELINE: the logistic regression as an additive booster
 
     def raw_proba_encoded(self, encoded: pd.DataFrame) -> np.ndarray:
         matrix = xgb.DMatrix(
@@ -253,7 +322,11 @@ class WinProbabilityModel:
         return {k: float(np.sum(v)) for k, v in scores.items()}
 
     def metadata(self) -> dict[str, Any]:
-        return {"feature_spec": self.spec.to_dict(), "calibration": self.calibrator.to_dict()}
+        return {
+            "feature_spec": self.spec.to_dict(),
+            "calibration": self.calibrator.to_dict(),
+            "model_kind": self.kind,
+        }
 
     @classmethod
     def from_metadata(cls, booster: xgb.Booster, metadata: dict[str, Any]) -> WinProbabilityModel:
@@ -261,4 +334,14 @@ class WinProbabilityModel:
             booster=booster,
             spec=FeatureSpec.from_dict(metadata["feature_spec"]),
             calibrator=Calibrator.from_dict(metadata["calibration"]),
+            kind=str(metadata.get("model_kind", XGBOOST)),
         )
+
+
+def baseline_model(
+    train: pd.DataFrame, y: np.ndarray, spec: FeatureSpec
+) -> tuple[WinProbabilityModel, float]:
+    """The fitted baseline as a `WinProbabilityModel` (registered and served like XGBoost), and
+    the largest |logit| difference of its booster form to the pipeline on the training rows."""
+    compiled = compile_baseline(fit_baseline(train, y, spec), spec, train)
+    return WinProbabilityModel(compiled.booster, spec, kind=BASELINE), compiled.max_abs_error

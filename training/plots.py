@@ -63,9 +63,31 @@ def calibration_plot(y: np.ndarray, scores: dict[str, np.ndarray], path: Path) -
     return _curves(curves, path, labels=labels, legend="upper left", marker="o")
 
 
-def importance_plot(importance: dict[str, float], path: Path, top: int = 20) -> Path:
+def importance_plot(
+    importance: dict[str, float], path: Path, top: int = 20, title: str = "XGBoost"
+) -> Path:
     items = sorted(importance.items(), key=lambda kv: kv[1])[-top:]
     fig, ax = _pyplot().subplots(figsize=(7, max(3, 0.3 * len(items) + 1)))
     ax.barh([k for k, _ in items], [v for _, v in items])
-    ax.set(xlabel="Total gain", title="XGBoost feature importance")
+    ax.set(xlabel="Total gain", title=f"Feature importance: {title}")
+    return _save(fig, path)
+
+
+def reliability_plot(y: np.ndarray, scores: dict[str, np.ndarray], path: Path) -> Path:
+    """The registered model's reliability diagram (raw and calibrated) over the test window,
+    with how many examples each bin holds and the observed win rate as a line."""
+    plt = _pyplot()
+    fig, (ax, counts) = plt.subplots(
+        2, 1, figsize=(5, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    for name, p in scores.items():
+        curve = reliability_curve(y, p)
+        ax.plot(curve.predicted, curve.observed, marker="o", label=name)
+        counts.hist(p, bins=np.linspace(0, 1, 11), histtype="step", label=name)
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
+    rate = float(np.mean(y))
+    ax.axhline(rate, linestyle="--", color="grey", linewidth=0.8, label=f"win rate {rate:.3f}")
+    ax.set(ylabel="Observed win rate", title="Reliability, test window")
+    ax.legend(loc="upper left", fontsize="small")
+    counts.set(xlabel="Predicted win probability", ylabel="Examples")
     return _save(fig, path)

@@ -21,6 +21,7 @@ from mlflow.models.model import ModelInfo
 from infra.lake import configure_s3_environment
 from infra.settings import Settings
 from training.models import WinProbabilityModel
+from training.registry import REGISTRY_ERRORS, registry_error
 
 EXPERIMENT = "crm-win-probability"
 
@@ -34,11 +35,14 @@ def configure(settings: Settings, experiment: str = EXPERIMENT) -> str:
                 os.environ.setdefault(name, value)
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
-    found = mlflow.get_experiment_by_name(experiment)
-    if found is not None:
-        return found.experiment_id
-    location = f"{settings.mlflow_artifact_root.rstrip('/')}/{experiment}"
-    return mlflow.create_experiment(experiment, artifact_location=location)
+    try:
+        found = mlflow.get_experiment_by_name(experiment)
+        if found is not None:
+            return found.experiment_id
+        location = f"{settings.mlflow_artifact_root.rstrip('/')}/{experiment}"
+        return mlflow.create_experiment(experiment, artifact_location=location)
+    except REGISTRY_ERRORS as exc:  # a server that is down: nothing is logged or registered
+        raise registry_error(settings, f"open experiment {experiment}", exc) from exc
 
 
 def flat_params(prefix: str, values: dict[str, Any]) -> dict[str, str]:
@@ -62,7 +66,11 @@ def log_figures(paths: list[Path], artifact_path: str = "plots") -> None:
 
 
 def log_model(model: WinProbabilityModel, encoded_example: pd.DataFrame) -> ModelInfo:
-    """The booster with the xgboost flavour, signature, input example and spec/calibration."""
+    """The booster with the xgboost flavour, signature, input example and spec/calibration.
+
+    The requirements are the flavour's own (xgboost, pinned): inferring them from what the
+    training process imported costs ~12 s per run and adds nothing the model needs.
+    """
     example = encoded_example.head(5)
     signature = infer_signature(example, model.raw_proba_encoded(example))
     return mlflow.xgboost.log_model(
@@ -72,6 +80,7 @@ def log_model(model: WinProbabilityModel, encoded_example: pd.DataFrame) -> Mode
         input_example=example,
         metadata=model.metadata(),
         model_format="ubj",
+        pip_requirements=mlflow.xgboost.get_default_pip_requirements(),
     )
 
 

@@ -2,6 +2,11 @@
 
 The tracking URI comes from `Settings` (SQLite under CRM_HOME locally, the MLflow server on the
 stack). Nothing is created: a missing local database means nothing was trained yet.
+
+Each run trains two candidates (baseline and XGBoost) and registers the one that won on
+validation (its `candidate` tag); the registered version's numbers are that candidate's. Every
+model is shown against the base rate (always predicting the training win rate): a model without
+skill over it is worse than a constant, and the page says so.
 """
 
 from __future__ import annotations
@@ -15,24 +20,42 @@ import pandas as pd
 
 from infra.settings import Settings
 from serving.explorer.errors import NoData, ServiceDown
-from training.registry import CHALLENGER, CHAMPION
+from training.models import BASELINE, XGBOOST
+from training.registry import CHALLENGER, CHAMPION, DOES_NOT_EXIST
 from training.tracking import EXPERIMENT
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
 ALIASES = (CHAMPION, CHALLENGER)
-# Test-window metrics of the XGBoost model, in the order the page shows them.
-METRICS: dict[str, str] = {
-    "xgboost_test_auc": "AUC (higher is better)",
-    "xgboost_test_brier": "Brier (lower is better)",
-    "xgboost_test_log_loss": "log loss (lower is better)",
-    "xgboost_test_ece": "ECE (lower is better)",
-    "xgboost_test_accuracy": "accuracy",
-    "baseline_test_auc": "baseline AUC",
-    "baseline_test_brier": "baseline Brier",
+CANDIDATES = (BASELINE, XGBOOST)
+# Test-window metrics of a run's registered candidate, in the order the page shows them.
+CANDIDATE_METRICS: dict[str, str] = {
+    "auc": "AUC (higher is better)",
+    "brier": "Brier (lower is better)",
+    "log_loss": "log loss (lower is better)",
+    "brier_skill": "Brier skill vs base rate (higher is better)",
+    "brier_skill_low": "Brier skill, interval low",
+    "brier_skill_high": "Brier skill, interval high",
+    "log_loss_skill": "log-loss skill vs base rate (higher is better)",
+    "log_loss_skill_low": "log-loss skill, interval low",
+    "log_loss_skill_high": "log-loss skill, interval high",
+    "base_rate_brier": "base-rate Brier",
+    "base_rate_log_loss": "base-rate log loss",
+    "ece": "ECE (lower is better)",
+    "accuracy": "accuracy",
 }
-PLOTS = {"roc": "plots/roc.png", "calibration": "plots/calibration.png"}
+# Columns of the runs table: both candidates' test AUC, Brier and Brier skill.
+METRICS: dict[str, str] = {
+    f"{model}_test_{name}": f"{model} {name.replace('_', ' ')}"
+    for model in CANDIDATES
+    for name in ("auc", "brier", "brier_skill")
+} | {"xgboost_test_base_rate_brier": "base-rate Brier"}
+PLOTS = {
+    "roc": "plots/roc.png",
+    "calibration": "plots/calibration.png",
+    "reliability": "plots/reliability.png",
+}
 IMPORTANCE_PLOT = "plots/feature_importance.png"
 
 
@@ -85,7 +108,9 @@ def runs_frame(client: MlflowClient, max_results: int = 200) -> pd.DataFrame:
                 "status": run.info.status,
                 "snapshot": tags.get("snapshot", ""),
                 "model_version": tags.get("model_version", ""),
+                "candidate": tags.get("candidate", XGBOOST),
                 "promoted": tags.get("promoted", ""),
+                "promotion_outcome": tags.get("promotion_outcome", ""),
                 **{name: run.data.metrics.get(name) for name in METRICS},
             }
         )
@@ -95,21 +120,140 @@ def runs_frame(client: MlflowClient, max_results: int = 200) -> pd.DataFrame:
 
 
 def aliased_versions(client: MlflowClient, model_name: str) -> dict[str, AliasedVersion]:
-    """The versions behind `champion` and `challenger` (an alias not set yet is left out)."""
+    """The versions behind `champion` and `challenger` (an alias not set is left out).
+
+    No registered model yet is `NoData`; a registry that cannot be read is `ServiceDown`, never
+    "no champion".
+    """
     from mlflow.exceptions import MlflowException
 
+    try:
+        model = client.get_registered_model(model_name)
+    except (MlflowException, OSError) as exc:
+        if getattr(exc, "error_code", None) == DOES_NOT_EXIST:
+            raise NoData(f"No registered {model_name} yet: run `make train`.") from exc
+        raise ServiceDown(
+            f"The model registry at {client.tracking_uri} could not be read ({exc}): on the "
+            "stack profile check MLflow with `make stack-status`."
+        ) from exc
     found: dict[str, AliasedVersion] = {}
     for alias in ALIASES:
-        try:
-            version = client.get_model_version_by_alias(model_name, alias)
-        except MlflowException:
+        number = (model.aliases or {}).get(alias)
+        if number is None:
             continue
+        version = client.get_model_version(model_name, str(number))
         found[alias] = AliasedVersion(
             alias, str(version.version), str(version.run_id), dict(version.tags)
         )
     if not found:
-        raise NoData(f"No registered {model_name} with a champion yet: run `make train`.")
+        raise NoData(f"No version of {model_name} carries an alias yet: run `make train`.")
     return found
+
+
+def candidate_of(tags: dict[str, str]) -> str:
+    """Which candidate a run (or version) registered; runs from before the gate: XGBoost."""
+    return tags.get("candidate") or XGBOOST
+
+
+@dataclass(frozen=True)
+class Status:
+    """What the page says first: is something served, and does it beat the base rate?"""
+
+    level: str  # "success", "warning" or "error"
+    message: str
+
+
+def champion_status(
+    versions: dict[str, AliasedVersion],
+    run_metrics: dict[str, dict[str, float]],
+    margin: float,
+) -> Status:
+    """Plain words on the champion: none, one without skill, or one with skill (and how much).
+
+    `run_metrics`: each aliased version's run metrics by alias; `margin`: the gate's minimum skill.
+    """
+    champion = versions.get(CHAMPION)
+    if champion is None:
+        latest = versions.get(CHALLENGER)
+        why = ""
+        if latest is not None:
+            reason = latest.tags.get("promotion_reason", "")
+            why = f" The latest version, v{latest.version} ({candidate_of(latest.tags)}), " + (
+                f"was not promoted: {reason}" if reason else "has no promotion decision."
+            )
+        return Status(
+            "error",
+            "**No champion.** No model has shown skill over the base rate, so nothing is "
+            f"served (the scorer stays not ready).{why}",
+        )
+    metrics = run_metrics.get(CHAMPION, {})
+    kind = candidate_of(champion.tags)
+    skill = {n: metrics.get(f"{kind}_test_{n}") for n in ("brier_skill", "brier_skill_low")}
+    skill |= {n: metrics.get(f"{kind}_test_{n}") for n in ("log_loss_skill", "log_loss_skill_low")}
+    if any(value is None for value in skill.values()):
+        return Status(
+            "warning",
+            f"**Champion v{champion.version} ({kind}) was promoted before the skill gate**: its "
+            "run logged no skill over the base rate. Train again (`make train`) to check it.",
+        )
+    shown = (
+        f"Brier skill {skill['brier_skill']:+.1%} (interval from {skill['brier_skill_low']:+.1%}), "
+        f"log-loss skill {skill['log_loss_skill']:+.1%} (from {skill['log_loss_skill_low']:+.1%})"
+    )
+    has_skill = all(
+        (skill[name] or 0.0) >= margin and (skill[f"{name}_low"] or 0.0) > 0.0
+        for name in ("brier_skill", "log_loss_skill")
+    )
+    if not has_skill:
+        return Status(
+            "error",
+            f"**Champion v{champion.version} ({kind}) has no skill over the base rate** on its "
+            f"test window: {shown}. It is served but does no better than a constant.",
+        )
+    return Status("success", f"**Champion v{champion.version} ({kind})**: {shown}.")
+
+
+def run_metrics(
+    client: MlflowClient, versions: dict[str, AliasedVersion]
+) -> dict[str, dict[str, float]]:
+    """Each aliased version's training-run metrics, by alias."""
+    return {alias: dict(client.get_run(v.run_id).data.metrics) for alias, v in versions.items()}
+
+
+def base_rate_frame(client: MlflowClient, version: AliasedVersion) -> pd.DataFrame:
+    """One version's run: every model (baseline, XGBoost, oracle) against the base rate."""
+    metrics = client.get_run(version.run_id).data.metrics
+    registered = candidate_of(version.tags)
+    rows = []
+    for model in (*CANDIDATES, "oracle"):
+        if f"{model}_test_brier" not in metrics:
+            continue
+        rows.append(
+            {
+                "model": f"{model} (registered)" if model == registered else model,
+                "Brier": metrics.get(f"{model}_test_brier"),
+                "log loss": metrics.get(f"{model}_test_log_loss"),
+                "AUC": metrics.get(f"{model}_test_auc"),
+                "Brier skill": metrics.get(f"{model}_test_brier_skill"),
+                "Brier skill low": metrics.get(f"{model}_test_brier_skill_low"),
+                "Brier skill high": metrics.get(f"{model}_test_brier_skill_high"),
+                "log-loss skill": metrics.get(f"{model}_test_log_loss_skill"),
+                "log-loss skill low": metrics.get(f"{model}_test_log_loss_skill_low"),
+                "log-loss skill high": metrics.get(f"{model}_test_log_loss_skill_high"),
+            }
+        )
+    reference = f"{registered}_test_"
+    rows.append(
+        {
+            "model": "base rate (training win rate)",
+            "Brier": metrics.get(f"{reference}base_rate_brier"),
+            "log loss": metrics.get(f"{reference}base_rate_log_loss"),
+            "AUC": 0.5,
+            "Brier skill": 0.0,
+            "log-loss skill": 0.0,
+        }
+    )
+    return pd.DataFrame(rows)
 
 
 def versions_frame(
@@ -128,22 +272,25 @@ def versions_frame(
             "version": int(v.version),
             "aliases": ", ".join(aliases.get(str(v.version), [])),
             "run_id": v.run_id,
+            "candidate": candidate_of(dict(v.tags)),
             "promoted": v.tags.get("promoted", ""),
             "promotion_reason": v.tags.get("promotion_reason", ""),
         }
         for v in versions
     ]
-    columns = ["version", "aliases", "run_id", "promoted", "promotion_reason"]
+    columns = ["version", "aliases", "candidate", "run_id", "promoted", "promotion_reason"]
     return pd.DataFrame(rows, columns=columns).sort_values("version", ascending=False)
 
 
 def compare_frame(client: MlflowClient, versions: dict[str, AliasedVersion]) -> pd.DataFrame:
-    """Test metrics side by side, one column per alias (each on its own test window)."""
+    """Test metrics side by side, one column per alias (each on its own test window): the
+    registered candidate's numbers, skills over the base rate included."""
     table: dict[str, dict[str, Any]] = {}
     for alias, version in versions.items():
         metrics = client.get_run(version.run_id).data.metrics
-        table[f"{alias} (v{version.version})"] = {
-            label: metrics.get(name) for name, label in METRICS.items()
+        kind = candidate_of(version.tags)
+        table[f"{alias} (v{version.version}, {kind})"] = {
+            label: metrics.get(f"{kind}_test_{name}") for name, label in CANDIDATE_METRICS.items()
         }
     return pd.DataFrame(table).rename_axis("metric").reset_index()
 

@@ -1,4 +1,5 @@
-"""The promotion gate, both ways, on the real MLflow server (PostgreSQL + S3 artifacts)."""
+"""The promotion gate on the real MLflow server (PostgreSQL + S3 artifacts): no skill is not
+promoted, skill is, and the same model again keeps the champion."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from training.registry import CHALLENGER, CHAMPION, alias_version, load_model
 from training.run import train
 
 
-def test_gate_both_ways_on_the_mlflow_server(stack_settings: Settings) -> None:
+def test_gate_on_the_mlflow_server(stack_settings: Settings) -> None:
     settings = stack_settings.model_copy(update={"model_name": "crm-gate-test"})
     prepare_process(settings)
     examples = generator_examples(6000, seed=21)
@@ -24,19 +25,26 @@ def test_gate_both_ways_on_the_mlflow_server(stack_settings: Settings) -> None:
     if client.search_registered_models(f"name = '{settings.model_name}'"):
         client.delete_registered_model(settings.model_name)  # a rerun starts from no champion
 
-    first = train(settings, config, examples=weak)
-    assert first.decision is not None and first.decision.promoted
-    assert alias_version(settings, CHAMPION) == first.model_version
+    # The server's answer for a model that does not exist is "no champion", not an error.
+    missing = settings.model_copy(update={"model_name": "crm-no-such-model"})
+    assert alias_version(missing, CHAMPION) is None
+
+    noise = train(settings, config, examples=weak)  # no skill: registered, not champion
+    assert noise.decision is not None and not noise.decision.promoted
+    assert noise.decision.outcome == "no_skill", noise.decision.reason
+    assert alias_version(settings, CHAMPION) is None
+    assert alias_version(settings, CHALLENGER) == noise.model_version
 
     better = train(settings, config, examples=examples)
     assert better.decision is not None and better.decision.promoted, better.decision
+    assert better.decision.outcome == "first_champion"
     assert alias_version(settings, CHAMPION) == better.model_version
 
-    worse = train(settings, config, examples=weak)
-    assert worse.decision is not None and not worse.decision.promoted
-    assert "champion kept" in worse.decision.reason
+    again = train(settings, config, examples=examples)  # same model: no paired improvement
+    assert again.decision is not None and not again.decision.promoted
+    assert again.decision.outcome == "champion_kept", again.decision.reason
     assert alias_version(settings, CHAMPION) == better.model_version
-    assert alias_version(settings, CHALLENGER) == worse.model_version
+    assert alias_version(settings, CHALLENGER) == again.model_version
 
     # the server stored the run in PostgreSQL and the model's files in the S3 bucket
     assert settings.tracking_uri.startswith("http://")

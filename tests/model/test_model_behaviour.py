@@ -22,7 +22,7 @@ import pytest
 from infra.settings import Settings
 from tests.support.training_data import generator_examples
 from training.config import TrainingConfig
-from training.models import WinProbabilityModel
+from training.models import XGBOOST, WinProbabilityModel
 from training.run import TrainingReport, train
 from training.split import time_split
 
@@ -43,8 +43,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainingReport, p
 
 
 def _model(trained: tuple[TrainingReport, pd.DataFrame]) -> WinProbabilityModel:
-    assert trained[0].model is not None
-    return trained[0].model
+    """The XGBoost candidate (the monotone constraints are its own), registered or not."""
+    return trained[0].models[XGBOOST]
 
 
 def test_invariance_to_ids_and_timestamps(trained) -> None:

@@ -46,6 +46,15 @@ def test_xgboost_is_within_three_percent_of_the_oracle(report: TrainingReport) -
     assert xgb["brier"] <= 1.03 * xgb["oracle_brier"], xgb
 
 
+def test_the_champion_to_be_has_skill_and_is_close_to_the_oracle(report: TrainingReport) -> None:
+    """The candidate registered (the better on validation) passes the gate's skill check and
+    is the one within 3% of the oracle's AUC."""
+    assert report.skill_check is not None and report.skill_check.passed, report.skill_check
+    registered = report.metrics[report.candidate]
+    assert registered["auc"] >= 0.97 * registered["oracle_auc"], report.candidate
+    assert registered["brier_skill_low"] > 0 and registered["log_loss_skill_low"] > 0
+
+
 def test_the_baseline_is_honestly_worse_and_both_beat_the_base_rate(report: TrainingReport) -> None:
     xgb, base = report.metrics["xgboost"], report.metrics["baseline"]
     assert xgb["auc"] > base["auc"]

@@ -148,18 +148,42 @@ def test_quality_page_shows_latest_report_and_history(settings: Settings) -> Non
     assert len(rows) == BROKEN_ROWS
 
 
-def test_models_page_shows_champion_metrics_and_plots(prepared: tuple[Settings, dict]) -> None:
+def test_models_page_shows_each_model_against_the_base_rate(
+    prepared: tuple[Settings, dict],
+) -> None:
     _, outputs = prepared
     [report] = outputs["trainings"]
+    decision = report.decision
     app = run_page("models")
     assert [t.value for t in app.title] == ["Models"]
-    compare = app.dataframe[0].value
-    champion = f"champion (v{report.model_version})"
-    auc = compare.set_index("metric").loc["AUC (higher is better)", champion]
-    assert auc == pytest.approx(report.metrics["xgboost"]["auc"])
-    # ROC and calibration of the one version (champion = challenger after one training run)
+    # First, in plain words: is there a champion, and does it beat the base rate?
+    alias = "champion" if decision.promoted else "challenger"
+    if decision.promoted:
+        [status] = app.success
+        assert f"Champion v{report.model_version} ({report.candidate})" in status.value
+    else:  # 1,200 opportunities: too few test deals for an interval above 0 (measured)
+        [status] = app.error
+        assert status.value.startswith("**No champion.**")
+        assert f"was not promoted: {decision.reason}" in status.value
+    # Each model against the base rate, the registered one marked.
+    against = app.dataframe[0].value.set_index("model")
+    registered = f"{report.candidate} (registered)"
+    assert {registered, "oracle", "base rate (training win rate)"} <= set(against.index)
+    metrics = report.metrics[report.candidate]
+    assert against.loc[registered, "Brier"] == pytest.approx(metrics["brier"])
+    assert against.loc[registered, "Brier skill low"] == pytest.approx(metrics["brier_skill_low"])
+    base = against.loc["base rate (training win rate)"]
+    assert base["Brier"] == pytest.approx(metrics["base_rate_brier"])
+    # The registered model's test metrics, as champion or challenger.
+    compare = app.dataframe[1].value.set_index("metric")
+    column = f"{alias} (v{report.model_version}, {report.candidate})"
+    assert compare.loc["AUC (higher is better)", column] == pytest.approx(metrics["auc"])
+    assert compare.loc["Brier skill vs base rate (higher is better)", column] == pytest.approx(
+        metrics["brier_skill"]
+    )
+    # ROC, calibration and the registered model's reliability diagram of the one version
     captions = [caption for image in app.image for caption in image.captions]
-    assert captions == [f"champion v{report.model_version}"] * 2
+    assert captions == [f"{alias} v{report.model_version}"] * 3
 
 
 def test_pages_before_anything_ran_say_what_to_run(settings: Settings, tmp_path: Path) -> None:

@@ -46,10 +46,11 @@ AS_OF_END: date = LAST_DAY.item()
 
 
 def generator_examples(
-    opportunities: int, seed: int, *, step_days: int | None = STEP_DAYS
+    opportunities: int, seed: int, *, step_days: int | None = STEP_DAYS, signal: float = 1.0
 ) -> pd.DataFrame:
-    """Examples of `ingestion.synthetic.generate(opportunities, seed)`, as Feast would give them."""
-    source = generate(opportunities, seed=seed)
+    """Examples of `ingestion.synthetic.generate(opportunities, seed, signal=signal)`, as Feast
+    would give them."""
+    source = generate(opportunities, seed=seed, signal=signal)
     outcome = validate_tables(source.tables, threshold=DEFAULT_QUALITY_THRESHOLD)
     assert outcome.passed, [f.to_dict() for f in outcome.findings if f.blocking]
     validated = outcome.validated
@@ -101,13 +102,18 @@ def point_in_time_features(entities: pd.DataFrame, tables: dict[str, pd.DataFram
     return frame.drop(columns="_row")
 
 
-def scrambled_history(examples: pd.DataFrame) -> pd.DataFrame:
-    """Same test window, but training/validation labels permuted: a worse model, honestly."""
+def scrambled_history(examples: pd.DataFrame, share: float = 1.0) -> pd.DataFrame:
+    """Same test window, but the labels of `share` of the training/validation deals permuted
+    among them: a worse model, honestly (share 1: nothing left to learn)."""
     test_start = time_split(examples).test_start
     first = examples.groupby(OPPORTUNITY_ID)[TIMESTAMP].transform("min")
     history = first < test_start
     per_deal = examples[history].groupby(OPPORTUNITY_ID)[LABEL].first()
-    permuted = pd.Series(np.random.default_rng(1).permutation(per_deal.to_numpy()), per_deal.index)
+    rng = np.random.default_rng(1)
+    picked = rng.random(len(per_deal)) < share
+    labels = per_deal.to_numpy().copy()
+    labels[picked] = rng.permutation(labels[picked])
+    permuted = pd.Series(labels, per_deal.index)
     out = examples.copy()
     out.loc[history, LABEL] = out.loc[history, OPPORTUNITY_ID].map(permuted).to_numpy()
     return out

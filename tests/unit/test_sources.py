@@ -14,7 +14,7 @@ from ingestion.errors import SourceError
 from ingestion.source_data import SourceData
 from ingestion.sources import load_source
 from ingestion.synthetic import generate
-from ingestion.tables import ACCOUNTS, PRODUCTS, SALES_PIPELINE, SCHEMAS, TABLES
+from ingestion.tables import ACCOUNTS, PRODUCTS, SALES_PIPELINE, SCHEMAS, TABLES, ignored_columns
 
 PIPELINE_HEADER = (
     "opportunity_id,sales_agent,product,account,deal_stage,engage_date,close_date,close_value"
@@ -101,13 +101,112 @@ def test_byte_order_mark_crlf_and_dictionary_are_accepted(folder: Path) -> None:
     assert table.column("product")[0].as_py() == "GTX Basic"
 
 
-def test_extra_columns_are_ignored() -> None:
+def test_extra_columns_are_not_landed_but_recorded_for_validation() -> None:
     table = parse_csv(
         b"product,series,sales_price,notes\nGTX Basic,GTX,550,hello\n",
         SCHEMAS[PRODUCTS],
         "products.csv",
     )
     assert table.to_pylist() == [{"product": "GTX Basic", "series": "GTX", "sales_price": 550}]
+    assert ignored_columns(table) == ["notes"]
+    assert table.schema.equals(SCHEMAS[PRODUCTS])  # metadata aside, the landing schema
+
+
+# --- issue 12, defect 7: inputs that ended in a traceback (retried by Prefect) -----------------
+ROW = "AAAAAAAA,Moses Frase,GTX Basic,Cancity,Won,2016-10-20,2017-03-01,{value}"
+
+
+@pytest.mark.parametrize(("value", "parsed"), [("+5", 5), ("+5.0", 5), (" +7 ", 7), ("-0", 0)])
+def test_a_plus_sign_is_a_number(value: str, parsed: int) -> None:
+    table = parse_pipeline(f"{PIPELINE_HEADER}\n{ROW.format(value=value)}\n")
+    assert table["close_value"].to_pylist() == [parsed]
+
+
+def test_a_plus_sign_on_a_float() -> None:
+    data = (
+        b"account,sector,year_established,revenue,employees,office_location,subsidiary_of\n"
+        b"Acme,retail,1990,+12.5,+100,United States,\n"
+    )
+    table = parse_csv(data, SCHEMAS[ACCOUNTS], "accounts.csv")
+    assert table["revenue"].to_pylist() == [12.5] and table["employees"].to_pylist() == [100]
+
+
+@pytest.mark.parametrize("value", ["9223372036854775808", "-9223372036854775809", "1" + "0" * 30])
+def test_a_whole_number_beyond_64_bits_names_line_column_and_value(value: str) -> None:
+    rows = [ROW.format(value=1), ROW.format(value=value).replace("AAAAAAAA", "BBBBBBBB")]
+    with pytest.raises(SourceError) as info:
+        parse_pipeline("\n".join([PIPELINE_HEADER, *rows]) + "\n")
+    message = str(info.value)
+    assert message.startswith("sales_pipeline.csv line 3 (data row 2, opportunity_id='BBBBBBBB')")
+    assert f"close_value has '{value}'" in message and "9223372036854775807" in message
+
+
+def test_the_largest_64_bit_numbers_still_parse() -> None:
+    rows = [ROW.format(value=2**63 - 1), ROW.format(value=-(2**63)).replace("AAAA", "BBBB")]
+    table = parse_pipeline("\n".join([PIPELINE_HEADER, *rows]) + "\n")
+    assert table["close_value"].to_pylist() == [2**63 - 1, -(2**63)]
+
+
+@pytest.mark.parametrize("newline", ["\r", "\r\n", "\n"])
+def test_any_line_ending_parses_the_same(newline: str) -> None:
+    rows = [PIPELINE_HEADER, ROW.format(value=1), ROW.format(value=2).replace("AAAA", "BBBB")]
+    table = parse_pipeline(newline.join(rows) + newline)
+    assert table["close_value"].to_pylist() == [1, 2]
+
+
+def test_old_mac_line_endings_name_the_right_line_on_an_error() -> None:
+    rows = [PIPELINE_HEADER, ROW.format(value=1), ROW.format(value="x").replace("AAAA", "BBBB")]
+    with pytest.raises(SourceError, match="line 3 .*close_value has 'x'"):
+        parse_pipeline("\r".join(rows) + "\r")
+
+
+def test_a_duplicated_header_column_is_refused() -> None:
+    header = PIPELINE_HEADER.replace("close_value", "close_value,close_value")
+    with pytest.raises(SourceError) as info:
+        parse_pipeline(f"{header}\n{ROW.format(value=1)},2\n")
+    assert str(info.value).startswith(
+        "sales_pipeline.csv line 1: column 'close_value' appears twice in the header "
+        "(fields 8 and 9)"
+    )
+
+
+def test_a_quote_never_closed_at_the_end_of_the_file_is_refused() -> None:
+    """pyarrow swallows the rest of the file into one value when the quote opens on the last
+    row(s): nothing would be reported and the rows after it would silently vanish."""
+    data = "\n".join(
+        [
+            "product,series,sales_price",
+            "GTX Basic,GTX,550",
+            'GTX Pro,"GTX,4821',
+        ]
+    )
+    with pytest.raises(SourceError, match="products.csv line 3, column series: .*never closed"):
+        parse_csv(data.encode(), SCHEMAS[PRODUCTS], "products.csv")
+    data2 = 'product,series,sales_price\nGTX Pro,GTX,"4821\nMG,MG,55\n'
+    with pytest.raises(SourceError, match="line 2, column sales_price: .*never closed"):
+        parse_csv(data2.encode(), SCHEMAS[PRODUCTS], "products.csv")
+
+
+def test_a_nul_byte_names_line_and_column() -> None:
+    data = b"product,series,sales_price\nGTX Basic,GTX,550\nGTX Pro,G\x00TX,4821\n"
+    with pytest.raises(SourceError, match=r"products.csv line 3, column series: a NUL byte"):
+        parse_csv(data, SCHEMAS[PRODUCTS], "products.csv")
+
+
+def test_non_utf8_names_the_column_too() -> None:
+    data = (PIPELINE_HEADER + "\nAAAAAAAA,Jos").encode() + b"\xe9" + b",GTX Basic,,Engaging,,,\n"
+    with pytest.raises(SourceError, match="line 2, column sales_agent"):
+        parse_pipeline(data)
+
+
+def test_infinity_parses_and_is_left_to_the_contracts() -> None:
+    data = (
+        b"account,sector,year_established,revenue,employees,office_location,subsidiary_of\n"
+        b"Acme,retail,1990,1e999,100,United States,\n"
+    )
+    assert parse_csv(data, SCHEMAS[ACCOUNTS], "accounts.csv")["revenue"].to_pylist() == [
+        float("inf")
+    ]
 
 
 def test_missing_folder(tmp_path: Path) -> None:

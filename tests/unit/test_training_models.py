@@ -6,10 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from sklearn.metrics import log_loss
 
 from training.errors import ExamplesError
 from training.features import FeatureSpec, feature_columns
-from training.models import Calibrator, choose_calibration, fit_calibrator, search_configs
+from training.models import (
+    Calibrator,
+    calibrate,
+    choose_calibration,
+    fit_calibrator,
+    search_configs,
+)
 
 
 def test_spec_encodes_categoricals_by_training_vocabulary() -> None:
@@ -75,3 +82,40 @@ def test_search_configs_are_distinct_and_seeded() -> None:
     configs = search_configs(8, seed=42)
     assert len(configs) == 8 and len({tuple(sorted(c.items())) for c in configs}) == 8
     assert configs == search_configs(8, seed=42)
+
+
+def test_calibration_never_makes_held_out_log_loss_worse_on_noise() -> None:
+    """Scores that carry nothing: no calibrator may win on held-out rows by luck alone."""
+    rng = np.random.default_rng(11)
+    for trial in range(5):
+        p = rng.uniform(0.2, 0.9, 600)
+        y = (rng.random(600) < 0.63).astype(int)
+        chosen = calibrate(p, y, seed=trial)
+        method = chosen.calibrator.method
+        assert chosen.losses[method] <= chosen.losses["none"], (trial, chosen.losses)
+        held_out = log_loss(y, chosen.out_of_fold)
+        assert held_out == pytest.approx(chosen.losses[method])
+
+
+def test_cross_fitting_splits_opportunities_not_examples() -> None:
+    """Five examples per deal share its outcome: split by example, isotonic would see the
+    label of every deal it is judged on and look far better than it is."""
+    rng = np.random.default_rng(2)
+    deals = 400
+    p = np.repeat(rng.uniform(0.3, 0.8, deals), 5) + rng.normal(0, 0.0005, deals * 5)
+    y = np.repeat((rng.random(deals) < 0.6).astype(int), 5)  # independent of p
+    groups = np.repeat(np.arange(deals), 5)
+    by_deal = calibrate(p, y, seed=1, groups=groups)
+    assert by_deal.calibrator.method == "platt", by_deal.losses  # the mean is off, not the rank
+    by_example = calibrate(p, y, seed=1)
+    assert by_example.calibrator.method == "isotonic"
+    assert by_example.losses["isotonic"] < by_deal.losses["isotonic"] - 0.02
+
+
+def test_isotonic_steps_never_say_impossible() -> None:
+    p = np.linspace(0.01, 0.99, 200)
+    y = (p > 0.5).astype(int)  # perfectly separable: plain isotonic maps the ends to 0 and 1
+    calibrator = fit_calibrator("isotonic", p, y)
+    out = calibrator.apply(np.array([0.0, 0.01, 0.99, 1.0]))
+    assert 0.0 < out.min() < 0.05 and 0.95 < out.max() < 1.0
+    assert np.all(np.diff(calibrator.apply(np.linspace(0, 1, 101))) >= 0)  # still monotone

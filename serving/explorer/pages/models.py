@@ -1,4 +1,5 @@
-"""Models: MLflow training runs, champion vs challenger, and their ROC and calibration plots."""
+"""Models: is there a champion and does it beat the base rate; every model against the base
+rate; champion vs challenger; their ROC, calibration and reliability plots; the runs."""
 
 from __future__ import annotations
 
@@ -11,6 +12,14 @@ import streamlit as st
 from serving.explorer import runs, ui
 
 CACHE = Path(tempfile.gettempdir()) / "crm-explorer-artifacts"
+PERCENT_COLUMNS = (
+    "Brier skill",
+    "Brier skill low",
+    "Brier skill high",
+    "log-loss skill",
+    "log-loss skill low",
+    "log-loss skill high",
+)
 
 
 @st.cache_data(ttl=3600, show_spinner=False)
@@ -31,12 +40,44 @@ with ui.explained("MLflow"):
     versions = runs.aliased_versions(client, settings.model_name)
 
 if client is not None:
+    with ui.explained("Champion"):
+        status = runs.champion_status(
+            versions, runs.run_metrics(client, versions), settings.gate_skill_margin
+        )
+        show = {"success": st.success, "warning": st.warning, "error": st.error}[status.level]
+        show(status.message)
+
+    with ui.explained("Against the base rate"):
+        st.subheader("Each model against the base rate")
+        st.caption(
+            "The base rate always predicts the training win rate. Skill = 1 − the model's "
+            "Brier (or log loss) / the base rate's, on the test window; the interval resamples "
+            f"opportunities. A model becomes champion only with both skills at least "
+            f"{settings.gate_skill_margin:.1%} and both intervals above 0."
+        )
+        for version in versions.values():
+            frame = runs.base_rate_frame(client, version)
+            st.markdown(f"**{version.alias} v{version.version}**")
+            st.dataframe(
+                frame,
+                hide_index=True,
+                column_config={
+                    **{
+                        c: st.column_config.NumberColumn(format="%.4f")
+                        for c in ("Brier", "log loss", "AUC")
+                    },
+                    **{c: st.column_config.NumberColumn(format="percent") for c in PERCENT_COLUMNS},
+                },
+            )
+
     with ui.explained("Champion vs challenger"):
         st.subheader("Champion vs challenger")
         st.caption(
-            "Test-window metrics logged by each version's training run; the registry promotes a "
-            "challenger only if it has a higher AUC and a lower Brier score than the champion on "
-            "the challenger's own test window."
+            "Test-window metrics of the model each version registered (baseline or XGBoost, the "
+            "better on validation), each on its own run's test window. A challenger replaces the "
+            "champion only if it has skill and, with the champion re-scored on the "
+            "challenger's test window, a lower Brier and log loss with paired intervals over "
+            "opportunities above 0."
         )
         compare = runs.compare_frame(client, versions)
         st.dataframe(
@@ -47,7 +88,7 @@ if client is not None:
             },
         )
         same = len({v.version for v in versions.values()}) == 1
-        if same:
+        if same and len(versions) > 1:
             only = next(iter(versions.values()))
             st.info(
                 f"Champion and challenger are the same version (v{only.version}): "
