@@ -25,7 +25,7 @@ def e2e_profile(e2e_dir: Path) -> Settings:
     """A local profile with two validated snapshots, features online and two trained models
     (the environment is restored afterwards: the services get theirs explicitly)."""
     with local_profile_env(e2e_dir / ".crm") as settings:
-        prepare_local_profile(settings, opportunities=2000, trainings=2)
+        prepare_local_profile(settings, opportunities=3000, trainings=2)
     return settings
 
 
