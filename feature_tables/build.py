@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 from feature_tables.compute import compute_feature_tables, write_feature_tables
 from feature_tables.errors import FeatureTablesError
 from infra.lake import Lake
+from infra.layout import validated_manifest_key
 from ingestion.tables import SALES_PIPELINE
 from validation.published import latest_validated_snapshot, read_validated
 
@@ -34,8 +35,14 @@ def snapshot_as_of(snapshot: str, pipeline: pa.Table) -> date:
 
 
 def build_feature_tables(lake: Lake, snapshot: str | None = None) -> dict[str, int]:
-    """Compute every feature view from a validated snapshot (latest by default) and write it."""
+    """Compute every feature view from a validated snapshot (latest by default) and publish
+    them as one build under the features manifest; rows per view."""
     snapshot = snapshot or latest_validated_snapshot(lake)
     tables = read_validated(lake, snapshot)
     as_of_end = snapshot_as_of(snapshot, tables[SALES_PIPELINE])
-    return write_feature_tables(lake, compute_feature_tables(tables, as_of_end=as_of_end))
+    metadata = {
+        "snapshot": snapshot,
+        "as_of_end": as_of_end.isoformat(),
+        "validated_txid": lake.read_manifest(validated_manifest_key(snapshot)).txid,
+    }
+    return write_feature_tables(lake, compute_feature_tables(tables, as_of_end=as_of_end), metadata)

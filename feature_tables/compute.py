@@ -28,8 +28,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
+from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -42,7 +44,7 @@ from feature_repo.features.sales_agent import sales_agent_daily_stats_fv, sales_
 from feature_repo.features.stats import ALL_TIME, GLOBAL_PRIOR, SMOOTHING_K, WINDOW_DAYS
 from feature_tables.errors import FeatureTablesError
 from infra.lake import Lake
-from infra.layout import feature_key
+from infra.layout import FEATURES_MANIFEST_KEY, feature_key
 from ingestion.tables import ACCOUNTS, PRODUCTS, SALES_PIPELINE, SALES_TEAMS
 
 # Static profiles are valid "forever": stamped before every date in the data.
@@ -122,13 +124,42 @@ def compute_feature_tables(
         con.close()
 
 
-def write_feature_tables(lake: Lake, tables: Mapping[str, pd.DataFrame]) -> dict[str, int]:
-    """Write each view as one Parquet object (atomic per object); returns rows per view."""
-    rows: dict[str, int] = {}
+def write_feature_tables(
+    lake: Lake, tables: Mapping[str, pd.DataFrame], metadata: Mapping[str, Any] | None = None
+) -> dict[str, int]:
+    """Publish every view as one set under the features manifest; returns rows per view.
+
+    One commit for all views (`Lake.publish`): a reader, Feast included, sees the whole previous
+    build or the whole new one, never views from two snapshots. Numbers must be finite.
+    """
     for view, frame in tables.items():
-        lake.write_parquet(feature_key(view), pa.Table.from_pandas(frame, preserve_index=False))
-        rows[view] = len(frame)
+        _check_finite(view, frame)
+    rows = {view: len(frame) for view, frame in tables.items()}
+    lake.publish(
+        FEATURES_MANIFEST_KEY,
+        {
+            feature_key(view): pa.Table.from_pandas(frame, preserve_index=False)
+            for view, frame in tables.items()
+        },
+        {**(metadata or {}), "rows": rows, "built_at": datetime.now(UTC).isoformat()},
+    )
     return rows
+
+
+def _check_finite(view: str, frame: pd.DataFrame) -> None:
+    """No infinity or NaN-from-arithmetic reaches Feast (validation refuses such inputs)."""
+    for column in frame.columns:
+        if not pd.api.types.is_float_dtype(frame[column]):
+            continue
+        bad = np.isinf(frame[column].to_numpy(dtype=float, na_value=np.nan))
+        if bad.any():
+            row = frame.iloc[int(np.flatnonzero(bad)[0])]
+            raise FeatureTablesError(
+                f"Feature view {view}: column {column} is {row[column]} for "
+                f"{frame.columns[0]}={row.iloc[0]!r} ({int(bad.sum())} row(s)); nothing was "
+                "published. Validate the snapshot again (`crm validate`): its contracts refuse "
+                "non-finite inputs."
+            )
 
 
 # --- SQL -------------------------------------------------------------------------------------

@@ -6,22 +6,46 @@ layout under `.crm/lake/<bucket>/`, so code never branches on where the lake liv
 Atomic publish: a set of objects becomes visible through a *manifest*, written last in a single
 PUT (S3) or rename (disk). Data objects are written first under unique names that no manifest
 mentions yet, so a reader going through `read_manifest`/`read_published` sees either the old set
-or the new set, never half of one. Objects the new manifest no longer mentions are deleted after
-the commit; a crash leaves orphans that the next publish of the same manifest removes.
+or the new set, never half of one.
+
+One writer at a time: a publish holds a *lease* on its manifest (`_leases/<stage>/snapshot=D.json`,
+`infra.layout.publish_lease_name`), taken with a conditional create (S3 `If-None-Match: *`, an
+exclusive create on disk) and renewed with `If-Match` while the objects are written. A second
+writer fails at once (or after `wait_s`) with a message naming the holder; a lease whose holder
+died (its time-to-live passed, or its process on this host is gone) is taken over. The commit
+itself is a compare-and-swap on the manifest (`If-Match` on the version it replaces), so even a
+writer that lost its lease cannot commit over another.
+
+What a publish deletes: after its commit, objects of the same logical keys that neither the new
+manifest nor the one it replaced reference (the replaced generation is kept until the next
+publish, for readers in flight and a Feast registry not yet re-applied), and crash leftovers
+(`.tmp-*` files of a local write cut short, objects of a writer that died before its commit).
+Objects referenced by the committed manifest are never deleted. Readers never see leftovers:
+they read through manifests, and `list` skips hidden `.tmp-*` files.
 """
 
 from __future__ import annotations
 
 import builtins
 import contextlib
+import fcntl
+import getpass
+import hashlib
 import io
 import json
+import logging
 import os
+import re
+import socket
+import sys
+import threading
+import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import PurePosixPath
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 import pyarrow as pa
@@ -36,6 +60,7 @@ from tenacity import (
 )
 
 from infra.errors import CRMError
+from infra.layout import lease_key, publish_lease_name
 from infra.settings import Settings
 
 T = TypeVar("T")
@@ -54,9 +79,43 @@ S3_CHECKSUM_ENV = {
 ATTEMPTS = 4
 BACKOFF_S = 0.5
 
+# A writer's lease lives LEASE_TTL_S after its last renewal; a publish renews it before each
+# object it writes once a quarter of that has passed, so only a writer that stopped (killed, or
+# cut off from the store) loses it. A second writer waits LEASE_WAIT_S for it (0: fails at once
+# with the holder's name), polling every LEASE_POLL_S.
+LEASE_TTL_S = 120.0
+LEASE_WAIT_S = 0.0
+LEASE_POLL_S = 0.5
+
+# `<stem>.<txid><suffix>`: the physical name of a published object (txid: time + 8 hex digits).
+_VERSIONED = re.compile(r"^(?P<stem>.+)\.(?P<txid>\d{8}T\d{6}-[0-9a-f]{8})(?P<suffix>\.[^./]+)?$")
+TMP_PREFIX = ".tmp-"
+
+log = logging.getLogger(__name__)
+
 
 class LakeError(CRMError):
     """A lake operation failed; the message says what to check."""
+
+
+class LeaseHeldError(LakeError):
+    """Another writer holds the lease on what this one wants to write; retry after it finishes."""
+
+
+class LeaseLostError(LakeError):
+    """A writer's lease expired and was taken over before it committed; nothing was committed."""
+
+
+class _PreconditionFailed(Exception):
+    """A conditional write or delete found another version than the one it expected."""
+
+
+class _Unsupported(Exception):
+    """The S3 server does not implement a conditional request (501)."""
+
+
+_ABSENT = "\0absent"  # expected version of an object that must not exist yet
+_HELD_TOKENS: set[str] = set()  # tokens of the leases this process holds right now
 
 
 @dataclass(frozen=True)
@@ -71,6 +130,77 @@ class Manifest:
     txid: str
     objects: dict[str, str]  # logical key -> physical key
     metadata: dict[str, Any]
+
+
+@dataclass
+class Lease:
+    """One writer's hold on `name` (see `Lake.lease`); `keep()` renews it while work goes on."""
+
+    lake: Lake
+    name: str
+    token: str
+    owner: str
+    acquired_at: datetime
+    ttl_s: float
+    etag: str
+    renewed: float = field(default_factory=time.monotonic)
+
+    @property
+    def key(self) -> str:
+        return lease_key(self.name)
+
+    def body(self) -> bytes:
+        now = datetime.now(UTC)
+        return json.dumps(
+            {
+                "name": self.name,
+                "owner": self.owner,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "token": self.token,
+                "acquired_at": self.acquired_at.isoformat(),
+                "renewed_at": now.isoformat(),
+                "expires_at": (now + timedelta(seconds=self.ttl_s)).isoformat(),
+                "ttl_s": self.ttl_s,
+            },
+            indent=2,
+        ).encode()
+
+    def keep(self, *, force: bool = False) -> None:
+        """Renew the lease if a quarter of its time-to-live has passed (or now, with `force`).
+
+        Raises `LeaseLostError` if another writer took it over: this one must not commit.
+        """
+        if not force and time.monotonic() - self.renewed < self.ttl_s / 4:
+            return
+        body = self.body()
+        try:
+            self.etag = self.lake._retry(
+                f"renew the lease {self.key}",
+                lambda: self.lake._put_if(self.key, body, self.etag),
+            )
+        except (_PreconditionFailed, FileNotFoundError):
+            holder, etag = self.lake._read_lease(self.name)
+            if holder.get("token") != self.token or etag is None:
+                raise LeaseLostError(
+                    f"{_subject(self.name)}: this writer ({self.owner}) lost its lease to "
+                    f"{holder.get('owner', 'another writer')} (it was not renewed within "
+                    f"{self.ttl_s:.0f} s); nothing of this write was committed. Run it again."
+                ) from None
+            self.etag = etag  # an earlier attempt of this renewal went through
+        self.renewed = time.monotonic()
+
+    def release(self) -> None:
+        """Give the lease up (one attempt: if the store is down, the lease expires by itself)."""
+        _HELD_TOKENS.discard(self.token)
+        try:
+            self.lake._delete_if(self.key, self.etag)
+        except (_PreconditionFailed, FileNotFoundError):
+            pass  # taken over or gone: not ours to remove
+        except (OSError, LakeError) as error:
+            log.warning(
+                "Could not release the lease %s (%s); it expires by itself.", self.key, error
+            )
 
 
 def configure_s3_environment() -> None:
@@ -91,6 +221,9 @@ class Lake:
         attempts: int = ATTEMPTS,
         backoff_s: float = BACKOFF_S,
         where: str = "",
+        s3_client: Callable[[], Any] | None = None,
+        lease_ttl_s: float = LEASE_TTL_S,
+        lease_wait_s: float = LEASE_WAIT_S,
     ) -> None:
         self.fs = fs
         self.root = root.rstrip("/")
@@ -98,19 +231,43 @@ class Lake:
         self.attempts = attempts
         self.backoff_s = backoff_s
         self.where = where or uri_prefix
+        # Conditional writes (leases, the manifest's compare-and-swap) need the S3 API itself:
+        # pyarrow's filesystem has no If-None-Match / If-Match. None: the local disk.
+        self._s3_factory = s3_client
+        self._s3_client: Any = None
+        self.lease_ttl_s = lease_ttl_s
+        self.lease_wait_s = lease_wait_s
+        self._local = threading.local()  # the leases each thread holds (a publish re-enters)
 
     # --- construction -------------------------------------------------------------------------
     @classmethod
-    def from_settings(cls, settings: Settings, bucket: str | None = None) -> Lake:
+    def from_settings(
+        cls,
+        settings: Settings,
+        bucket: str | None = None,
+        *,
+        lease_ttl_s: float = LEASE_TTL_S,
+        lease_wait_s: float = LEASE_WAIT_S,
+    ) -> Lake:
         bucket = bucket or settings.lake_bucket
         if not settings.uses_s3:
             root = settings.lake_root / bucket
-            return cls(pafs.LocalFileSystem(), str(root), root.as_uri(), where=str(root))
+            return cls(
+                pafs.LocalFileSystem(),
+                str(root),
+                root.as_uri(),
+                where=str(root),
+                lease_ttl_s=lease_ttl_s,
+                lease_wait_s=lease_wait_s,
+            )
         return cls(
             s3_filesystem(settings),
             bucket,
             f"s3://{bucket}",
             where=f"s3://{bucket} at {settings.s3_endpoint_url or 'AWS'}",
+            s3_client=partial(s3_client, settings),
+            lease_ttl_s=lease_ttl_s,
+            lease_wait_s=lease_wait_s,
         )
 
     # --- addressing ---------------------------------------------------------------------------
@@ -161,13 +318,23 @@ class Lake:
 
     # --- listing ------------------------------------------------------------------------------
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Every object under `prefix`, sorted by key (the S3 client pages through results)."""
+        """Every object under `prefix`, sorted by key (the S3 client pages through results).
+
+        Hidden names (`.tmp-*`: a local write cut short) are not objects and are skipped.
+        """
+        for info in self._list_all(prefix):
+            if not PurePosixPath(info.key).name.startswith("."):
+                yield info
+
+    def _list_all(self, prefix: str) -> builtins.list[ObjectInfo]:
         selector = pafs.FileSelector(self.path(prefix), recursive=True, allow_not_found=True)
         infos = self._retry(f"list {prefix}", lambda: self.fs.get_file_info(selector))
         start = len(self.root) + 1
         files = (i for i in infos if i.type == pafs.FileType.File)
-        for info in sorted(files, key=lambda i: i.path):
-            yield ObjectInfo(key=info.path[start:], size=info.size or 0)
+        return [
+            ObjectInfo(key=i.path[start:], size=i.size or 0)
+            for i in sorted(files, key=lambda i: i.path)
+        ]
 
     def list_partitions(self, prefix: str, name: str) -> builtins.list[str]:
         """Values of `name=` partition folders directly under `prefix` (e.g. snapshots)."""
@@ -186,6 +353,87 @@ class Lake:
             self.delete(key)
         return len(keys)
 
+    # --- leases: one writer at a time ---------------------------------------------------------
+    @contextlib.contextmanager
+    def lease(self, name: str, *, wait_s: float | None = None) -> Iterator[Lease]:
+        """Hold the lease `name` for the block (re-entrant within a thread).
+
+        If another writer holds it, wait up to `wait_s` (default `lease_wait_s`) for it to be
+        released, then raise `LeaseHeldError` naming the holder and when to retry.
+        """
+        held: dict[str, Lease] = self._held()
+        if name in held:
+            yield held[name]
+            return
+        lease = self._acquire(name, self.lease_wait_s if wait_s is None else wait_s)
+        held[name] = lease
+        try:
+            yield lease
+        finally:
+            del held[name]
+            lease.release()
+
+    def _held(self) -> dict[str, Lease]:
+        held: dict[str, Lease] | None = getattr(self._local, "held", None)
+        if held is None:
+            held = self._local.held = {}
+        return held
+
+    def _acquire(self, name: str, wait_s: float) -> Lease:
+        lease = Lease(
+            self, name, uuid.uuid4().hex, _owner(), datetime.now(UTC), self.lease_ttl_s, ""
+        )
+        _HELD_TOKENS.add(lease.token)  # before the create: other threads see it as live
+        try:
+            lease.etag = self._take(lease, deadline=time.monotonic() + wait_s)
+        except BaseException:
+            _HELD_TOKENS.discard(lease.token)
+            raise
+        lease.renewed = time.monotonic()
+        return lease
+
+    def _take(self, lease: Lease, deadline: float) -> str:
+        """Create the lease object, or take it over from a holder that abandoned it; its version."""
+        key = lease.key
+        while True:
+            body = lease.body()
+            try:
+                return self._retry(
+                    f"take the lease {key}", partial(self._put_if, key, body, _ABSENT)
+                )
+            except _PreconditionFailed:
+                pass
+            holder, etag = self._read_lease(lease.name)
+            if etag is None:
+                continue  # released meanwhile: try again at once
+            if holder.get("token") == lease.token:
+                return etag  # an earlier attempt of this create went through
+            if _abandoned(holder):
+                try:
+                    taken = self._retry(
+                        f"take over the lease {key}", partial(self._put_if, key, body, etag)
+                    )
+                except _PreconditionFailed:
+                    continue  # someone else took it over first
+                log.warning("Took over the abandoned lease %s of %s.", key, holder.get("owner"))
+                return taken
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise LeaseHeldError(_held_message(lease.name, holder))
+            time.sleep(min(LEASE_POLL_S, remaining))
+
+    def _read_lease(self, name: str) -> tuple[dict[str, Any], str | None]:
+        """The lease's body and version, or ({}, None) if nobody holds it."""
+        found = self._retry(f"read the lease {name}", lambda: self._get_versioned(lease_key(name)))
+        if found is None:
+            return {}, None
+        data, etag = found
+        try:
+            body = json.loads(data)
+        except ValueError:
+            body = {}  # unreadable: treated as abandoned
+        return (body if isinstance(body, dict) else {}), etag
+
     # --- atomic publish -----------------------------------------------------------------------
     def publish(
         self,
@@ -194,34 +442,48 @@ class Lake:
         metadata: Mapping[str, Any] | None = None,
         *,
         on_object: Callable[[str], None] | None = None,
+        wait_s: float | None = None,
     ) -> Manifest:
-        """Write `objects` (logical key -> content) and commit them with one manifest write."""
-        txid = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
-        previous = self.read_manifest(manifest_key) if self.exists(manifest_key) else None
-        physical: dict[str, str] = {}
-        for logical, content in objects.items():
-            key = _versioned(logical, txid)
-            if isinstance(content, pa.Table):
-                self.write_parquet(key, content)
-            else:
-                self.put_bytes(key, content)
-            physical[logical] = key
-            if on_object:
-                on_object(logical)
-        manifest = Manifest(manifest_key, txid, physical, dict(metadata or {}))
-        body = {
-            "txid": txid,
-            "published_at": datetime.now(UTC).isoformat(),
-            "objects": physical,
-            "metadata": manifest.metadata,
-        }
-        self.write_json(manifest_key, body)  # the commit point
-        self._remove_stale(manifest, previous)
-        return manifest
+        """Write `objects` (logical key -> content) and commit them with one manifest write.
+
+        Holds the manifest's lease throughout (`LeaseHeldError` if another writer has it); the
+        commit is a compare-and-swap on the manifest version read at the start.
+        """
+        with self.lease(publish_lease_name(manifest_key), wait_s=wait_s) as lease:
+            found = self._retry(f"read {manifest_key}", lambda: self._get_versioned(manifest_key))
+            previous = _parse_manifest(manifest_key, found[0]) if found else None
+            expected = found[1] if found else _ABSENT
+            txid = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+            physical: dict[str, str] = {}
+            for logical, content in objects.items():
+                lease.keep()
+                key = _versioned(logical, txid)
+                if isinstance(content, pa.Table):
+                    self.write_parquet(key, content)
+                else:
+                    self.put_bytes(key, content)
+                physical[logical] = key
+                if on_object:
+                    on_object(logical)
+            manifest = Manifest(manifest_key, txid, physical, dict(metadata or {}))
+            body = json.dumps(
+                {
+                    "txid": txid,
+                    "published_at": datetime.now(UTC).isoformat(),
+                    "objects": physical,
+                    "metadata": manifest.metadata,
+                },
+                indent=2,
+                sort_keys=True,
+                default=str,
+            ).encode()
+            lease.keep(force=True)  # still the one writer: only then commit
+            self._commit(manifest_key, body, expected, txid)
+            self._clean_after(manifest, previous)
+            return manifest
 
     def read_manifest(self, manifest_key: str) -> Manifest:
-        body = self.read_json(manifest_key)
-        return Manifest(manifest_key, body["txid"], body["objects"], body.get("metadata", {}))
+        return _parse_manifest(manifest_key, self.get_bytes(manifest_key))
 
     def read_published(self, manifest_key: str, logical_key: str) -> pa.Table:
         manifest = self.read_manifest(manifest_key)
@@ -229,20 +491,170 @@ class Lake:
             raise LakeError(f"{self.uri(manifest_key)} does not list {logical_key}.")
         return self.read_parquet(manifest.objects[logical_key])
 
-    def _remove_stale(self, manifest: Manifest, previous: Manifest | None) -> None:
-        live = set(manifest.objects.values()) | {manifest.key}
-        folders = {str(PurePosixPath(k).parent) for k in manifest.objects}
+    def withdraw(self, manifest_key: str, logical_keys: Iterable[str] = ()) -> None:
+        """Unpublish: remove the manifest (the commit point) first, then every version of its
+        objects (and of `logical_keys`), under the same lease as a publish."""
+        with self.lease(publish_lease_name(manifest_key)):
+            found = self._retry(f"read {manifest_key}", lambda: self._get_versioned(manifest_key))
+            logical = set(logical_keys)
+            if found:
+                logical |= set(_parse_manifest(manifest_key, found[0]).objects)
+                try:
+                    self._retry(
+                        f"delete {manifest_key}", lambda: self._delete_if(manifest_key, found[1])
+                    )
+                except FileNotFoundError:
+                    pass
+                except _PreconditionFailed:
+                    raise LakeError(
+                        f"{self.uri(manifest_key)} was changed by another writer while it was "
+                        "being withdrawn: run the withdrawal again."
+                    ) from None
+            self._sweep(logical, keep=set())
+
+    def _commit(self, manifest_key: str, body: bytes, expected: str, txid: str) -> None:
+        """Write the manifest if it is still the version this publish started from."""
+        try:
+            self._retry(
+                f"commit {manifest_key}", lambda: self._put_if(manifest_key, body, expected)
+            )
+        except (_PreconditionFailed, FileNotFoundError):
+            found = self._retry(f"read {manifest_key}", lambda: self._get_versioned(manifest_key))
+            if found and json.loads(found[0]).get("txid") == txid:
+                return  # an earlier attempt of this commit went through
+            raise LakeError(
+                f"{self.uri(manifest_key)} was changed by another writer during this publish: "
+                "nothing of this publish was committed (its objects are removed by the next "
+                "publish). Run it again."
+            ) from None
+
+    def _clean_after(self, manifest: Manifest, previous: Manifest | None) -> None:
+        """Remove what the new manifest superseded, keeping the generation it replaced."""
+        keep = {manifest.key, *manifest.objects.values()}
         if previous:
-            folders |= {str(PurePosixPath(k).parent) for k in previous.objects}
-        logical_stems = {_stem(k) for k in manifest.objects} | {
-            _stem(k) for k in (previous.objects if previous else {})
-        }
-        for folder in folders:
-            for obj in self.list(folder):
-                if obj.key in live or str(PurePosixPath(obj.key).parent) != folder:
+            keep |= set(previous.objects.values())
+        logical = set(manifest.objects) | set(previous.objects if previous else ())
+        try:
+            self._sweep(logical, keep)
+        except LakeError as error:  # committed all the same: the next publish sweeps again
+            log.warning("Published %s but could not clean up: %s", manifest.key, error)
+
+    def _sweep(self, logical_keys: Iterable[str], keep: set[str]) -> None:
+        """Delete the versions of `logical_keys` not in `keep`, and crash leftovers beside them."""
+        names: dict[str, set[str]] = {}
+        for key in logical_keys:
+            path = PurePosixPath(key)
+            names.setdefault(str(path.parent), set()).add(path.name)
+        for folder, logical in names.items():
+            for obj in self._list_all(folder):
+                path = PurePosixPath(obj.key)
+                if obj.key in keep or str(path.parent) != folder:
                     continue
-                if _stem(_unversioned(obj.key)) in logical_stems:
+                version = _VERSIONED.match(path.name)
+                of = f"{version['stem']}{version['suffix'] or ''}" if version else None
+                if path.name.startswith(TMP_PREFIX) or of in logical:
                     self.delete(obj.key)
+
+    # --- conditional writes (leases, manifests) -----------------------------------------------
+    def _get_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """The object's bytes and version tag (S3 ETag; a content hash on disk), or None."""
+        if self._s3_factory is None:
+            try:
+                data = Path(self.path(key)).read_bytes()
+            except FileNotFoundError:
+                return None
+            return data, hashlib.md5(data, usedforsecurity=False).hexdigest()
+        try:
+            response = self._s3_call(
+                lambda: self._s3().get_object(Bucket=self.root, Key=key.lstrip("/"))
+            )
+            return bytes(response["Body"].read()), str(response["ETag"])
+        except FileNotFoundError:
+            return None
+
+    def _put_if(self, key: str, data: bytes, expected: str) -> str:
+        """Write `data` only if the object's version is `expected` (`_ABSENT`: if it does not
+        exist); the new version, or `_PreconditionFailed`."""
+        if self._s3_factory is None:
+            with self._folder_lock(key):
+                current = self._get_versioned(key)
+                if (current[1] if current else _ABSENT) != expected:
+                    raise _PreconditionFailed(key)
+                self._put(key, data)
+            return hashlib.md5(data, usedforsecurity=False).hexdigest()
+        condition = {"IfNoneMatch": "*"} if expected == _ABSENT else {"IfMatch": expected}
+        response = self._s3_call(
+            lambda: self._s3().put_object(
+                Bucket=self.root, Key=key.lstrip("/"), Body=data, **condition
+            )
+        )
+        return str(response["ETag"])
+
+    def _delete_if(self, key: str, expected: str) -> None:
+        """Delete the object only if its version is `expected` (one attempt)."""
+        if self._s3_factory is None:
+            with self._folder_lock(key):
+                current = self._get_versioned(key)
+                if current is None:
+                    raise FileNotFoundError(key)
+                if current[1] != expected:
+                    raise _PreconditionFailed(key)
+                self._delete_file(key)
+            return
+        try:
+            self._s3_call(
+                lambda: self._s3().delete_object(
+                    Bucket=self.root, Key=key.lstrip("/"), IfMatch=expected
+                )
+            )
+        except _Unsupported:  # a server without conditional deletes: check, then delete
+            current = self._get_versioned(key)
+            if current is None:
+                raise FileNotFoundError(key) from None
+            if current[1] != expected:
+                raise _PreconditionFailed(key) from None
+            self._delete_file(key)
+
+    @contextlib.contextmanager
+    def _folder_lock(self, key: str) -> Iterator[None]:
+        """An exclusive lock on the key's folder (disk only): check-then-write as one step."""
+        folder = Path(self.path(key)).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _s3(self) -> Any:
+        if self._s3_client is None:
+            assert self._s3_factory is not None
+            self._s3_client = self._s3_factory()
+        return self._s3_client
+
+    @staticmethod
+    def _s3_call(op: Callable[[], T]) -> T:
+        """One boto3 call, its errors in the lake's terms: a failed condition, a missing object,
+        an outage (OSError: `_retry` tries again) or a refusal (LakeError)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return op()
+        except ClientError as error:
+            status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+            code = str(error.response.get("Error", {}).get("Code", ""))
+            if status in (409, 412) or code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise _PreconditionFailed(code) from None
+            if status == 404 or code in ("NoSuchKey", "NotFound"):
+                raise FileNotFoundError(code) from None
+            if status == 501 or code == "NotImplemented":
+                raise _Unsupported(code) from None
+            if status >= 500 or status in (0, 408, 429):
+                raise OSError(f"S3 answered {status} {code}") from error
+            raise LakeError(f"S3 refused the request ({status} {code}): {error}") from error
+        except BotoCoreError as error:
+            raise OSError(str(error)) from error
 
     # --- plumbing -----------------------------------------------------------------------------
     def _put(self, key: str, data: bytes) -> None:
@@ -301,16 +713,84 @@ def s3_filesystem(settings: Settings) -> pafs.S3FileSystem:
     )
 
 
+def s3_client(settings: Settings) -> Any:
+    """A boto3 client for the lake's conditional writes; like `s3_filesystem`, no SDK retries."""
+    import boto3
+    from botocore.config import Config
+
+    configure_s3_environment()
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url,
+        aws_access_key_id=settings.secret("s3_access_key_id"),
+        aws_secret_access_key=settings.secret("s3_secret_access_key"),
+        region_name=settings.s3_region,
+        config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 1}),
+    )
+
+
 def _versioned(logical: str, txid: str) -> str:
     path = PurePosixPath(logical)
     return str(path.with_name(f"{path.stem}.{txid}{path.suffix}"))
 
 
-def _unversioned(physical: str) -> str:
-    path = PurePosixPath(physical)
-    stem = path.stem.rsplit(".", 1)[0] if "." in path.stem else path.stem
-    return str(path.with_name(f"{stem}{path.suffix}"))
+def _parse_manifest(manifest_key: str, data: bytes) -> Manifest:
+    body = json.loads(data)
+    return Manifest(manifest_key, body["txid"], body["objects"], body.get("metadata", {}))
 
 
-def _stem(key: str) -> str:
-    return str(PurePosixPath(key).with_suffix(""))
+def _owner() -> str:
+    """Who writes: user@host, process id and command (`crm land`), for a waiting writer."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "?"
+    command = " ".join([PurePosixPath(sys.argv[0]).name, *sys.argv[1:2]]) if sys.argv else ""
+    return f"{user}@{socket.gethostname()} pid {os.getpid()}" + (f" ({command})" if command else "")
+
+
+def _abandoned(holder: Mapping[str, Any]) -> bool:
+    """A lease nobody will release: expired, unreadable, or held by a process that is gone."""
+    try:
+        expires = datetime.fromisoformat(str(holder["expires_at"]))
+    except (KeyError, ValueError):
+        return True
+    if expires <= datetime.now(UTC):
+        return True
+    if holder.get("host") != socket.gethostname():
+        return False
+    pid = holder.get("pid")
+    if pid == os.getpid():
+        return holder.get("token") not in _HELD_TOKENS  # a block of this process that is over
+    return isinstance(pid, int) and not _pid_alive(pid)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _subject(name: str) -> str:
+    """`raw/snapshot=2017-12-31` -> `snapshot 2017-12-31 of raw/`; `features` -> `features/`."""
+    stage, _, rest = name.partition("/snapshot=")
+    return f"snapshot {rest} of {stage}/" if rest else f"{name}/"
+
+
+def _held_message(name: str, holder: Mapping[str, Any]) -> str:
+    since = str(holder.get("acquired_at", "?"))
+    try:
+        since_at = datetime.fromisoformat(since)
+        since = since_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+        expires = datetime.fromisoformat(str(holder["expires_at"]))
+        left = max(1, round((expires - datetime.now(UTC)).total_seconds()))
+    except (KeyError, ValueError):
+        left = round(LEASE_TTL_S)
+    return (
+        f"{_subject(name)} is being written by {holder.get('owner', 'another writer')} since "
+        f"{since}; retry after it finishes or in {left} s (when its lease expires)."
+    )

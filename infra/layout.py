@@ -19,6 +19,7 @@ with a manifest, so a reader always goes through the manifest of its stage and s
     logs/predictions/date=D/<batch>.parquet          every score the HTTP service returned
     reports/monitoring/snapshot=D/report.{json,html} drift, skew and realised performance
     _leases/<name>.json                              one writer at a time (a snapshot, a run)
+                                                     (a publish: `publish_lease_name`)
 """
 
 from __future__ import annotations
@@ -111,3 +112,13 @@ def monitoring_report_prefix(snapshot: str) -> str:
 
 def lease_key(name: str) -> str:
     return f"_leases/{name}.json"
+
+
+def publish_lease_name(manifest_key: str) -> str:
+    """The lease a publish of `manifest_key` holds: one writer per stage and snapshot.
+
+    `raw/_manifests/snapshot=D/_manifest.json` -> `raw/snapshot=D`; `features/_manifests/
+    _manifest.json` -> `features` (its key: `lease_key(name)`).
+    """
+    parts = [p for p in manifest_key.strip("/").split("/") if p not in ("_manifests", MANIFEST)]
+    return "/".join(parts) or "lake"

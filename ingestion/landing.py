@@ -2,9 +2,13 @@
 
 The four Parquet files are published together under one manifest (`raw/_manifests/...`), the
 snapshot's commit point: a reader sees all four tables of a snapshot or none, and landing the same
-snapshot again replaces it (the old objects are removed after the new manifest is written), so
+snapshot again replaces it (older objects are removed after the new manifest is written), so
 rows are never duplicated. The synthetic ground truth is kept apart from the raw tables, under
 `ground_truth/`, where no feature pipeline reads.
+
+One writer per snapshot: a landing holds the snapshot's lease (`Lake.lease`) while it publishes
+the tables and writes the ground truth, so two landings of one snapshot (a scheduled run and a
+manual one) cannot mix; the second fails at once with a message naming the first.
 """
 
 from __future__ import annotations
@@ -22,10 +26,17 @@ import pyarrow as pa
 from rich.progress import Progress
 
 from infra.lake import Lake
-from infra.layout import RAW, ground_truth_key, manifests_prefix, raw_key, raw_manifest_key
+from infra.layout import (
+    RAW,
+    ground_truth_key,
+    manifests_prefix,
+    publish_lease_name,
+    raw_key,
+    raw_manifest_key,
+)
 from ingestion.errors import LandingError
 from ingestion.source_data import SourceData
-from ingestion.tables import SCHEMAS, TABLES
+from ingestion.tables import SCHEMAS, TABLES, ignored_columns
 
 SNAPSHOT_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 PACKAGE = "crm-feature-platform"
@@ -69,7 +80,7 @@ def check_snapshot(snapshot: str) -> str:
 def code_version() -> str:
     """Short git commit of the working tree, else the installed package version."""
     try:
-        out = subprocess.run(
+        out = subprocess.run(  # nosec B603 B607  # fixed `git rev-parse`; git found on PATH
             ["git", "rev-parse", "--short", "HEAD"],
             cwd=Path(__file__).resolve().parent,
             capture_output=True,
@@ -101,26 +112,36 @@ def land(
         "source": data.source,
         "checksums": dict(data.checksums),
         "rows": rows,
-        "schemas": {name: data.tables[name].schema.to_string() for name in TABLES},
+        "schemas": {
+            name: data.tables[name].schema.to_string(show_schema_metadata=False) for name in TABLES
+        },
+        # Columns the source had beyond the schema: not landed (validation warns about them).
+        "ignored_columns": {
+            name: ignored_columns(data.tables[name])
+            for name in TABLES
+            if ignored_columns(data.tables[name])
+        },
         "code_version": code_version,
         "snapshot": snapshot,
         "landed_at": datetime.now(UTC).isoformat(),
         "ground_truth": truth_key,
     }
     manifest_key = raw_manifest_key(snapshot)
-    if progress:
-        with Progress(transient=True) as bar:
-            task = bar.add_task(f"Landing snapshot {snapshot}", total=len(objects))
-            manifest = lake.publish(
-                manifest_key, objects, metadata_, on_object=lambda _: bar.advance(task)
-            )
-    else:
-        manifest = lake.publish(manifest_key, objects, metadata_)
-    # The ground truth follows the snapshot it belongs to: replaced, or removed if none.
-    if data.ground_truth is not None and truth_key:
-        lake.write_parquet(truth_key, data.ground_truth)
-    else:
-        lake.delete(ground_truth_key(snapshot))
+    # The tables and the ground truth under one lease: no other landing of this snapshot between.
+    with lake.lease(publish_lease_name(manifest_key)):
+        if progress:
+            with Progress(transient=True) as bar:
+                task = bar.add_task(f"Landing snapshot {snapshot}", total=len(objects))
+                manifest = lake.publish(
+                    manifest_key, objects, metadata_, on_object=lambda _: bar.advance(task)
+                )
+        else:
+            manifest = lake.publish(manifest_key, objects, metadata_)
+        # The ground truth follows the snapshot it belongs to: replaced, or removed if none.
+        if data.ground_truth is not None and truth_key:
+            lake.write_parquet(truth_key, data.ground_truth)
+        else:
+            lake.delete(ground_truth_key(snapshot))
     return LandingResult(
         snapshot=snapshot,
         source=data.source,

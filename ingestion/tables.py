@@ -6,6 +6,8 @@ table must satisfy beyond its types (ranges, allowed values, references) are in 
 
 from __future__ import annotations
 
+import json
+
 import pyarrow as pa
 
 ACCOUNTS = "accounts"
@@ -54,8 +56,18 @@ SCHEMAS: dict[str, pa.Schema] = {
 }
 
 TABLES: tuple[str, ...] = (ACCOUNTS, PRODUCTS, SALES_TEAMS, SALES_PIPELINE)
+
+# Schema metadata of a table read from a file that had columns beyond its schema: a JSON list of
+# their names. They are not landed; validation reports them as a warning.
+IGNORED_COLUMNS = b"crm.ignored_columns"
 CSV_FILES: dict[str, str] = {name: f"{name}.csv" for name in TABLES}
 
 STAGES_CLOSED: tuple[str, ...] = ("Won", "Lost")
 STAGES_OPEN: tuple[str, ...] = ("Engaging", "Prospecting")
 DEAL_STAGES: tuple[str, ...] = STAGES_CLOSED + STAGES_OPEN
+
+
+def ignored_columns(table: pa.Table) -> list[str]:
+    """Columns of the source file beyond the table's schema (not landed), if it recorded any."""
+    raw = (table.schema.metadata or {}).get(IGNORED_COLUMNS)
+    return [str(name) for name in json.loads(raw)] if raw else []

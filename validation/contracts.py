@@ -6,6 +6,10 @@ offending positions. pandera's own checks map to MISSING (`not_null`), DUPLICATE
 SCHEMA (`dtype`, `missing_column`).
 Conditional rules (an open deal may lack an account, a Prospecting deal has no engage_date) are
 not expressible per column and live in `validation.rules`; here those columns are nullable.
+
+Every number and date has bounds (the constants below; docs/data_quality.md): a value that parses
+but is absurd (`1e999` lands as infinity, a price of 10^12, a deal engaged in 1900) would
+otherwise pass `>= 0` and reach the features, the model and the online store.
 """
 
 from __future__ import annotations
@@ -22,6 +26,15 @@ from validation.findings import MAX_EXAMPLES, Category, Finding, Severity, jsona
 REGIONAL_OFFICES = ("Central", "East", "West")
 PRODUCT_SERIES = ("GTX", "MG", "GTK")
 YEAR_ESTABLISHED_RANGE = (1800, 2100)
+# The largest plausible value of each number: far above anything in the Kaggle data or the
+# generator (revenue <= 11,700 (millions), employees <= 35,000, prices <= 26,768), far below
+# what breaks arithmetic. Revenue is in millions: 10^6 is a trillion, above any company's.
+REVENUE_MAX = 1_000_000.0
+EMPLOYEES_MAX = 10_000_000  # the largest employers have about 2 million
+PRICE_MAX = 10_000_000  # sales_price and close_value: the dearest product lists at 26,768
+# Deal dates: feature rows are stamped from 2000-01-01 (earlier rows would never be
+# materialised) and a date a century ahead is a typo, not a plan.
+DATE_RANGE = (pd.Timestamp("2000-01-01"), pd.Timestamp("2099-12-31"))
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,33 @@ def _value_rule(name: str, check: pa.Check, message: str) -> ColumnRule:
     return ColumnRule(name, Category.VALUE, check, message)
 
 
+def _finite(column: str) -> ColumnRule:
+    """Not infinite (a CSV value like `1e999` parses as infinity; NaN is a missing value)."""
+    return _value_rule(
+        "finite", pa.Check(lambda s: ~np.isinf(s.astype(float))), f"{column} is not finite"
+    )
+
+
+def _at_most(column: str, high: float) -> ColumnRule:
+    """Not above `high` (infinity is left to `_finite`, so it is reported once)."""
+    return _value_rule(
+        "plausible",
+        pa.Check(lambda s: (s <= high) | np.isinf(s.astype(float))),
+        f"{column} is above {high:,.0f}",
+    )
+
+
+def _dated(column: str) -> tuple[ColumnRule, ...]:
+    low, high = DATE_RANGE
+    return (
+        _value_rule(
+            "plausible",
+            pa.Check.in_range(low, high),
+            f"{column} outside {low:%Y-%m-%d}..{high:%Y-%m-%d}",
+        ),
+    )
+
+
 def _allowed(column: str, values: tuple[str, ...]) -> tuple[ColumnRule, ...]:
     """The column's values must be one of `values` (a known alias is fixed before this)."""
     message = f"{column} is not one of {', '.join(values)}"
@@ -68,10 +108,19 @@ CONTRACTS: dict[str, dict[str, ColumnContract]] = {
             ),
         ),
         "revenue": ColumnContract(
-            float, rules=(_value_rule("non_negative", pa.Check.ge(0), "revenue is negative"),)
+            float,
+            rules=(
+                _value_rule("non_negative", pa.Check.ge(0), "revenue is negative"),
+                _finite("revenue"),
+                _at_most("revenue (millions)", REVENUE_MAX),
+            ),
         ),
         "employees": ColumnContract(
-            "Int64", rules=(_value_rule("non_negative", pa.Check.ge(0), "employees is negative"),)
+            "Int64",
+            rules=(
+                _value_rule("non_negative", pa.Check.ge(0), "employees is negative"),
+                _at_most("employees", EMPLOYEES_MAX),
+            ),
         ),
         "office_location": ColumnContract(str),
         "subsidiary_of": ColumnContract(str, nullable=True),
@@ -83,7 +132,11 @@ CONTRACTS: dict[str, dict[str, ColumnContract]] = {
             rules=_allowed("series", PRODUCT_SERIES),
         ),
         "sales_price": ColumnContract(
-            "Int64", rules=(_value_rule("positive", pa.Check.gt(0), "sales_price is not > 0"),)
+            "Int64",
+            rules=(
+                _value_rule("positive", pa.Check.gt(0), "sales_price is not > 0"),
+                _at_most("sales_price", PRICE_MAX),
+            ),
         ),
     },
     SALES_TEAMS: {
@@ -103,12 +156,15 @@ CONTRACTS: dict[str, dict[str, ColumnContract]] = {
             str,
             rules=_allowed("deal_stage", DEAL_STAGES),
         ),
-        "engage_date": ColumnContract("datetime64[ns]", nullable=True),
-        "close_date": ColumnContract("datetime64[ns]", nullable=True),
+        "engage_date": ColumnContract("datetime64[s]", nullable=True, rules=_dated("engage_date")),
+        "close_date": ColumnContract("datetime64[s]", nullable=True, rules=_dated("close_date")),
         "close_value": ColumnContract(
             "Int64",
             nullable=True,
-            rules=(_value_rule("non_negative", pa.Check.ge(0), "close_value is negative"),),
+            rules=(
+                _value_rule("non_negative", pa.Check.ge(0), "close_value is negative"),
+                _at_most("close_value", PRICE_MAX),
+            ),
         ),
     },
 }

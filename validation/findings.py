@@ -139,7 +139,10 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.floating | float):
-        return None if math.isnan(value) else float(value)
+        if math.isnan(value):
+            return None
+        # JSON has no infinity: an offending `inf` is shown as text, not as invalid `Infinity`.
+        return float(value) if math.isfinite(value) else str(float(value))
     if isinstance(value, np.bool_):
         return bool(value)
     return value

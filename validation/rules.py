@@ -94,8 +94,8 @@ class Deals:
             prospecting=stage.eq("Prospecting").to_numpy(),
             engaged=stage.isin(("Engaging", *STAGES_CLOSED)).to_numpy(),
             no_account=blank(pipeline["account"]),
-            engage_date=pipeline["engage_date"].to_numpy(dtype="datetime64[ns]"),
-            close_date=pipeline["close_date"].to_numpy(dtype="datetime64[ns]"),
+            engage_date=pipeline["engage_date"].to_numpy(dtype="datetime64[s]"),
+            close_date=pipeline["close_date"].to_numpy(dtype="datetime64[s]"),
             has_value=value.notna().to_numpy(),
             value=value.fillna(0).to_numpy(dtype=np.int64),
         )

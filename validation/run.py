@@ -11,7 +11,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -26,7 +25,15 @@ from infra.layout import (
     validated_key,
     validated_manifest_key,
 )
-from ingestion.tables import ACCOUNTS, PRODUCTS, SALES_PIPELINE, SALES_TEAMS, SCHEMAS, TABLES
+from ingestion.tables import (
+    ACCOUNTS,
+    PRODUCTS,
+    SALES_PIPELINE,
+    SALES_TEAMS,
+    SCHEMAS,
+    TABLES,
+    ignored_columns,
+)
 from validation.aliases import ALIASES_VERSION, aliases_for
 from validation.contracts import check_contract
 from validation.errors import SnapshotNotLandedError, ValidationError
@@ -72,6 +79,7 @@ def validate_tables(
     findings: list[Finding] = []
     raw: dict[str, pa.Table] = {}
     for name in TABLES:
+        findings += _extra_columns(name, tables.get(name))
         table, problem = _conform(name, tables.get(name))
         raw[name] = table
         if problem:
@@ -156,13 +164,14 @@ def apply_aliases(name: str, table: pa.Table) -> tuple[pa.Table, list[Finding]]:
 
 
 def to_frame(table: pa.Table) -> pd.DataFrame:
-    """pandas view for the rules: nullable Int64, object strings, datetime64[ns] dates."""
+    """pandas view for the rules: nullable Int64, object strings, datetime64[s] dates (seconds:
+    any date a table can hold, 0001-01-01 included, fits; nanoseconds stop at 2262)."""
     frame = table.to_pandas(
         date_as_object=False, types_mapper={pa.int64(): pd.Int64Dtype()}.get
     ).reset_index(drop=True)
     for name, field_type in zip(table.column_names, table.schema.types, strict=True):
         if pa.types.is_date(field_type):
-            frame[name] = frame[name].astype("datetime64[ns]")
+            frame[name] = frame[name].astype("datetime64[s]")
     return frame
 
 
@@ -181,6 +190,26 @@ def _conform(name: str, table: pa.Table | None) -> tuple[pa.Table, Finding | Non
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         problem = f"{name} does not have the landed types ({exc}): re-land the snapshot."
         return schema.empty_table(), _missing(name, problem, [])
+
+
+def _extra_columns(name: str, table: pa.Table | None) -> list[Finding]:
+    """A warning for columns the source file had beyond the contract (they were not landed)."""
+    extra = ignored_columns(table) if table is not None else []
+    if not extra:
+        return []
+    return [
+        Finding(
+            f"{name}.extra_columns",
+            name,
+            Severity.WARNING,
+            len(extra),
+            f"{name}.csv has column(s) {', '.join(extra)} beyond the contract: they were not "
+            "landed. Drop them from the export, or add them to ingestion.tables.SCHEMAS and the "
+            "contracts if they are needed.",
+            examples=list(extra),
+            category=Category.SCHEMA,
+        )
+    ]
 
 
 def _missing(name: str, message: str, columns: list[str]) -> Finding:
@@ -286,8 +315,8 @@ def validate_snapshot(
 
 
 def _withdraw(lake: Lake, snapshot: str) -> None:
-    """Remove a previously published validated snapshot (its manifest first: the commit point)."""
-    if lake.exists(validated_manifest_key(snapshot)):
-        lake.delete(validated_manifest_key(snapshot))
-    for name in TABLES:
-        lake.delete_prefix(str(PurePosixPath(validated_key(name, snapshot)).parent))
+    """Remove a previously published validated snapshot (its manifest first: the commit point),
+    under the same lease as a publish of it."""
+    lake.withdraw(
+        validated_manifest_key(snapshot), [validated_key(name, snapshot) for name in TABLES]
+    )

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from feature_repo.definitions import NoFeatureTablesError
+from feature_tables.published import read_feature_table
 from infra.clock import utc
 from infra.lake import Lake, LakeError
-from infra.layout import feature_key, quarantine_key
+from infra.layout import quarantine_key
 from ingestion.tables import ACCOUNTS, PRODUCTS, SALES_PIPELINE, SALES_TEAMS, STAGES_OPEN, TABLES
 from serving.explorer.errors import NoData, ServiceDown
 from validation.errors import NotValidatedError
@@ -232,8 +234,10 @@ def freshness(lake: Lake, store: FeatureStore) -> pd.DataFrame:
     """
     rows = []
     for view in store.list_feature_views():
-        key = feature_key(view.name)
-        table = lake.read_parquet(key).to_pandas() if lake.exists(key) else None
+        try:
+            table: pd.DataFrame | None = read_feature_table(lake, view.name).to_pandas()
+        except NoFeatureTablesError:
+            table = None
         newest = utc(table[TIMESTAMP].max()) if table is not None and len(table) else None
         loaded = max((utc(end) for _, end in view.materialization_intervals), default=None)
         lag = newest - loaded if newest is not None and loaded is not None else None
@@ -265,10 +269,11 @@ def _lag_text(lag: timedelta | None, loaded: datetime | None) -> str:
 
 
 def feature_table(lake: Lake, view: str) -> pd.DataFrame:
-    key = feature_key(view)
-    if not lake.exists(key):
-        raise NoData(f"No feature table for {view} in {lake.where}: run `make features`.")
-    return lake.read_parquet(key).to_pandas()
+    """The view's rows in the committed feature build (read through the features manifest)."""
+    try:
+        return read_feature_table(lake, view).to_pandas()
+    except NoFeatureTablesError as exc:
+        raise NoData(f"No feature table for {view}: {exc}") from exc
 
 
 def latest_rows(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:

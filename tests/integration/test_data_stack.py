@@ -48,3 +48,26 @@ def test_validation_passes_with_the_quirks_as_warnings(
         validated.objects[f"validated/sales_pipeline/snapshot={SNAPSHOT}/sales_pipeline.parquet"]
     ).column("product")
     assert "GTXPro" not in products.to_pylist()
+
+
+def test_feature_builds_commit_whole_and_the_registry_follows_them(
+    stack_env: dict[str, str], stack_settings: Settings, stack_features: dict[str, Any]
+) -> None:
+    """Issue 12, defect 9, on S3 and the PostgreSQL registry: every `crm features` commits the
+    eight views under one manifest and re-applies the definitions, so Feast's sources always
+    name the committed objects (three builds: the first one's objects are gone by then)."""
+    from feature_tables.store import feature_store
+    from infra.layout import FEATURES_MANIFEST_KEY
+    from tests.support.cli import crm_json
+
+    lake = Lake.from_settings(stack_settings)
+    for _ in range(2):
+        crm_json(stack_env, "features", "--snapshot", SNAPSHOT)
+    manifest = lake.read_manifest(FEATURES_MANIFEST_KEY)
+    assert manifest.metadata["snapshot"] == SNAPSHOT and len(manifest.objects) == 8
+    store = feature_store(stack_settings)
+    for view in store.list_feature_views():
+        physical = manifest.objects[f"features/{view.name}/{view.name}.parquet"]
+        assert view.batch_source.path == lake.uri(physical)
+        assert lake.exists(physical)
+        assert len(list(lake.list(f"features/{view.name}"))) == 2

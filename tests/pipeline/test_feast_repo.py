@@ -6,14 +6,17 @@ No servers: the registry, online store and lake live in a temporary CRM_HOME.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from feast import FeatureStore
 
+from feature_repo.definitions import NoFeatureTablesError, definitions
 from feature_tables.compute import compute_feature_tables, write_feature_tables
-from feature_tables.store import materialize, online_entity_rows
+from feature_tables.store import apply, materialize, online_entity_rows
 from infra.lake import Lake
+from infra.layout import FEATURES_MANIFEST_KEY
 from infra.settings import Settings
 from tests.support.feature_reference import random_tables
 from tests.support.profiles import open_store
@@ -42,10 +45,22 @@ def store(local: Settings, november: dict[str, pd.DataFrame]) -> FeatureStore:
 def loads(
     local: Settings, store: FeatureStore, source: dict[str, pd.DataFrame]
 ) -> dict[str, object]:
-    """Materialise the November snapshot, then the December one on top, then nothing new."""
+    """Materialise the November snapshot, then the December one on top, then nothing new.
+
+    After each build the definitions are applied again (the `features` flow does): the sources
+    name the build's physical objects."""
+    lake = Lake.from_settings(local)
     first = materialize(store)
+    november_objects = dict(lake.read_manifest(FEATURES_MANIFEST_KEY).objects)
     december = compute_feature_tables(source, as_of_end=AS_OF)
-    write_feature_tables(Lake.from_settings(local), december)
+    write_feature_tables(lake, december)
+    # Until the registry follows, it still points at November's objects, which the December
+    # publish kept (the generation it replaced): a reader in between still finds its data.
+    store.refresh_registry()
+    old_source = store.get_feature_view("opportunity").batch_source.path
+    assert old_source == lake.uri(november_objects["features/opportunity/opportunity.parquet"])
+    assert Path(old_source).is_file()
+    apply(store, local)
     second = materialize(store)
     third = materialize(store)
     return {"first": first, "second": second, "third": third, "features": december}
@@ -88,8 +103,28 @@ def test_apply_registers_every_definition(store: FeatureStore) -> None:
 
 def test_sources_follow_the_active_lake(store: FeatureStore, local: Settings) -> None:
     view = store.get_feature_view("sales_agent_daily_stats")
-    expected = local.lake_root / "data-lake/features/sales_agent_daily_stats"
-    assert view.batch_source.path == str(expected / "sales_agent_daily_stats.parquet")
+    folder = local.lake_root / "data-lake/features/sales_agent_daily_stats"
+    path = Path(view.batch_source.path)
+    assert path.parent == folder and path.is_file()
+    assert path.name.startswith("sales_agent_daily_stats.") and path.suffix == ".parquet"
+
+
+def test_sources_are_the_committed_physical_objects(
+    store: FeatureStore, local: Settings, loads: dict[str, object]
+) -> None:
+    """Issue 12, defect 9: Feast reads the objects the features manifest committed."""
+    lake = Lake.from_settings(local)
+    objects = lake.read_manifest(FEATURES_MANIFEST_KEY).objects
+    for view in store.list_feature_views():
+        assert view.batch_source.path == lake.uri(
+            objects[f"features/{view.name}/{view.name}.parquet"]
+        )
+
+
+def test_definitions_without_feature_tables_say_what_to_run(tmp_path: Path) -> None:
+    lake = Lake.from_settings(Settings(profile="local", home=tmp_path / ".crm", _env_file=None))
+    with pytest.raises(NoFeatureTablesError, match=r"No feature tables in .*run `crm features`"):
+        definitions(lake)
 
 
 def test_first_materialisation_is_full_then_incremental(

@@ -65,3 +65,24 @@ def test_features_then_materialize(harness: None, local_home: Path) -> None:
     assert (local_home / "feast_online_store.db").is_file()
     again = materialize_flow()
     assert again["opportunity"] == 0
+
+
+def test_features_flow_reapplies_the_definitions_to_the_new_build(
+    harness: None, local_home: Path
+) -> None:
+    """Issue 12, defect 9: after a build the registry names its physical objects, so it never
+    points at objects a later build removed (a build keeps only the generation it replaced)."""
+    from feature_tables.store import feature_store
+    from flows.features import features
+    from infra.layout import FEATURES_MANIFEST_KEY
+
+    settings = get_settings()
+    lake = Lake.from_settings(settings)
+    for _ in range(3):  # three builds: the first one's objects are gone by now
+        features()
+        objects = lake.read_manifest(FEATURES_MANIFEST_KEY).objects
+        store = feature_store(settings)
+        for view in store.list_feature_views():
+            path = view.batch_source.path
+            assert path == lake.uri(objects[f"features/{view.name}/{view.name}.parquet"])
+            assert Path(path).is_file()

@@ -161,3 +161,23 @@ def test_tracking_server_down_names_the_command(tmp_path: Path) -> None:
     with pytest.raises(NoData, match="make train"):
         runs.tracking_client(Settings(home=tmp_path, _env_file=None))
     assert not (tmp_path / "mlflow.db").exists()  # looking created nothing
+
+
+def test_feature_tables_are_read_through_the_features_manifest(tmp_path: Path) -> None:
+    """Issue 12, defect 9: the explorer reads the committed build, never a half-written one."""
+    from feature_tables.compute import write_feature_tables
+    from infra.lake import Lake
+
+    lake = Lake.from_settings(Settings(profile="local", home=tmp_path / ".crm", _env_file=None))
+    with pytest.raises(NoData, match="No feature table for opportunity: .*run `crm features`"):
+        data.feature_table(lake, "opportunity")
+    frame = pd.DataFrame(
+        {
+            "opportunity_id": ["A", "B"],
+            "event_timestamp": pd.to_datetime(["2017-01-01", "2017-01-02"], utc=True),
+        }
+    )
+    write_feature_tables(lake, {"opportunity": frame})
+    write_feature_tables(lake, {"opportunity": frame.head(1)})
+    assert data.feature_table(lake, "opportunity")["opportunity_id"].tolist() == ["A"]
+    assert data.entity_keys(lake, "opportunity", "opportunity_id") == ["A"]

@@ -12,8 +12,9 @@ from feature_repo.features.stats import GLOBAL_PRIOR, SMOOTHING_K
 from feature_tables.build import build_feature_tables, snapshot_as_of
 from feature_tables.compute import PROFILE_TIMESTAMP, compute_feature_tables, write_feature_tables
 from feature_tables.errors import FeatureTablesError
+from feature_tables.published import feature_build, read_feature_table
 from infra.lake import Lake
-from infra.layout import feature_key, validated_key, validated_manifest_key
+from infra.layout import FEATURES_MANIFEST_KEY, feature_key, validated_key, validated_manifest_key
 from infra.settings import Settings
 from ingestion.synthetic import generate
 from ingestion.tables import TABLES
@@ -303,12 +304,68 @@ def test_random_rows_equal_the_slow_reference(seed):
         assert got == expected, ("product_sector_daily_stats", cell, day)
 
 
-def test_write_feature_tables_puts_one_object_per_view(tmp_path, hand):
+def test_write_feature_tables_commits_every_view_under_one_manifest(tmp_path, hand):
     lake = Lake.from_settings(Settings(home=tmp_path))
-    rows = write_feature_tables(lake, hand)
+    rows = write_feature_tables(lake, hand, {"snapshot": "2017-12-31"})
     assert rows == {view: len(frame) for view, frame in hand.items()}
-    back = lake.read_parquet(feature_key("sales_agent_daily_stats")).to_pandas()
+    manifest = lake.read_manifest(FEATURES_MANIFEST_KEY)
+    assert set(manifest.objects) == {feature_key(view) for view in hand}
+    assert manifest.metadata["snapshot"] == "2017-12-31" and manifest.metadata["rows"] == rows
+    assert not lake.exists(feature_key("sales_agent_daily_stats"))  # only versioned objects
+    back = read_feature_table(lake, "sales_agent_daily_stats").to_pandas()
     pd.testing.assert_frame_equal(back, hand["sales_agent_daily_stats"])
+
+
+def test_a_crash_between_views_leaves_the_previous_build_whole(tmp_path, hand):
+    """Issue 12, defect 9: eight separate objects, a crash after three of them, and readers saw
+    views from two snapshots. Now the set is committed by one manifest write."""
+    lake = Lake.from_settings(Settings(home=tmp_path))
+    write_feature_tables(lake, hand, {"snapshot": "2017-11-30"})
+    before = {view: read_feature_table(lake, view) for view in hand}
+    later = {view: frame.head(1) for view, frame in hand.items()}
+    written = 0
+    real_put = lake._put
+
+    def put_then_crash(key, data):
+        nonlocal written
+        real_put(key, data)
+        written += 1
+        if written == 3:
+            raise OSError("connection reset by peer")
+
+    lake._put = put_then_crash  # type: ignore[method-assign]
+    lake.attempts, lake.backoff_s = 1, 0
+    with pytest.raises(Exception, match="connection reset"):
+        write_feature_tables(lake, later, {"snapshot": "2017-12-31"})
+    lake._put = real_put  # type: ignore[method-assign]
+    assert feature_build(lake)["snapshot"] == "2017-11-30"
+    for view in hand:
+        assert read_feature_table(lake, view).equals(before[view]), view
+    # the rerun publishes the new build whole and sweeps the crash's orphans
+    write_feature_tables(lake, later, {"snapshot": "2017-12-31"})
+    assert feature_build(lake)["snapshot"] == "2017-12-31"
+    for view in hand:
+        assert read_feature_table(lake, view).num_rows == 1, view
+        assert len(list(lake.list(f"features/{view}"))) == 2  # the build and the one it replaced
+
+
+def test_non_finite_features_are_never_published(tmp_path, hand):
+    lake = Lake.from_settings(Settings(home=tmp_path))
+    broken = dict(hand)
+    profile = hand["account_profile"].copy()
+    profile.loc[0, "revenue"] = float("inf")
+    broken["account_profile"] = profile
+    with pytest.raises(FeatureTablesError, match="account_profile: column revenue is inf"):
+        write_feature_tables(lake, broken)
+    assert not lake.exists(FEATURES_MANIFEST_KEY)
+
+
+def test_reading_features_before_any_build_says_what_to_run(tmp_path):
+    from feature_repo.definitions import NoFeatureTablesError
+
+    lake = Lake.from_settings(Settings(home=tmp_path))
+    with pytest.raises(NoFeatureTablesError, match=r"No feature tables in .*run `crm features`"):
+        read_feature_table(lake, "opportunity")
 
 
 def test_build_from_a_published_validated_snapshot(tmp_path):
@@ -322,12 +379,13 @@ def test_build_from_a_published_validated_snapshot(tmp_path):
     assert snapshot_as_of(snapshot, tables["sales_pipeline"]) == D(2017, 12, 31)
     assert snapshot_as_of("2017-06-30", tables["sales_pipeline"]) == D(2017, 6, 30)
     rows = build_feature_tables(lake)  # the latest validated snapshot
-    agents = lake.read_parquet(feature_key("sales_agent_daily_stats")).to_pandas()
+    agents = read_feature_table(lake, "sales_agent_daily_stats").to_pandas()
     assert rows["sales_agent_daily_stats"] == len(agents) > 0
     assert agents.event_timestamp.max() == pd.Timestamp("2017-12-31 23:59:59", tz="UTC")
-    assert "GTXPro" not in set(
-        lake.read_parquet(feature_key("product_profile"))["product"].to_pylist()
-    )
+    assert "GTXPro" not in set(read_feature_table(lake, "product_profile")["product"].to_pylist())
+    build = feature_build(lake)
+    assert build["snapshot"] == snapshot and build["as_of_end"] == "2017-12-31"
+    assert build["validated_txid"] == lake.read_manifest(validated_manifest_key(snapshot)).txid
     # Arrow input gives exactly what the same data as pandas gives.
     frames = compute_feature_tables({k: v.to_pandas() for k, v in tables.items()})
     pd.testing.assert_frame_equal(agents, frames["sales_agent_daily_stats"])

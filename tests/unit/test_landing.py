@@ -92,9 +92,15 @@ def test_landing_twice_replaces_and_never_duplicates(lake: Lake, data: SourceDat
     assert first.objects != second.objects  # a new version was written and committed
     tables = read_snapshot(lake, SNAPSHOT)
     assert {name: t.num_rows for name, t in tables.items()} == first.rows
-    for name in TABLES:
+    for name in TABLES:  # the committed version, and the one it replaced (for readers in flight)
         objects = [o.key for o in lake.list(f"raw/{name}/snapshot={SNAPSHOT}")]
-        assert objects == [second.objects[raw_key(name, SNAPSHOT)]], name
+        key = raw_key(name, SNAPSHOT)
+        assert objects == sorted([first.objects[key], second.objects[key]]), name
+    third = land(lake, data, SNAPSHOT, code_version="x")
+    for name in TABLES:  # older generations are removed
+        objects = [o.key for o in lake.list(f"raw/{name}/snapshot={SNAPSHOT}")]
+        key = raw_key(name, SNAPSHOT)
+        assert objects == sorted([second.objects[key], third.objects[key]]), name
     assert len(list(lake.list("ground_truth"))) == 1
     assert list_snapshots(lake) == [SNAPSHOT]
 

@@ -1,0 +1,1 @@
+"""Reliability scenarios (issue 12), run by `crm bench reliability`."""
