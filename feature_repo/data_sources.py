@@ -2,7 +2,8 @@
 
 Paths here are lake keys (`features/<view>/<view>.parquet`), relative to no lake in particular:
 the definitions read no settings when imported. `feature_repo.definitions.definitions(lake)`
-points each source at a real lake (a folder under CRM_HOME, or `s3://<bucket>/...`).
+points each source at the object the lake's committed feature build names (one manifest commits
+all views together), on a real lake: a folder under CRM_HOME, or `s3://<bucket>/...`.
 """
 
 from feast import FileSource

@@ -11,9 +11,12 @@ from pathlib import Path
 
 from feast import FeatureStore
 
-from feature_tables.compute import VIEWS
-from infra.settings import PROJECT_ROOT
+from feature_tables.compute import VIEWS, compute_feature_tables, write_feature_tables
+from infra.lake import Lake
+from infra.layout import FEATURES_MANIFEST_KEY, feature_key
+from infra.settings import PROJECT_ROOT, Settings
 from tests.support.cli import BIN, run
+from tests.support.feature_reference import random_tables
 
 
 def test_feast_cli_apply_from_the_project_root(tmp_path: Path) -> None:
@@ -26,6 +29,9 @@ def test_feast_cli_apply_from_the_project_root(tmp_path: Path) -> None:
     (root / "scripts").mkdir()
     (root / "scripts" / "boom.py").write_text("raise SystemExit('scanned!')\n")
     (root / "setup_helper.py").write_text("raise SystemExit('scanned!')\n")
+    # The definitions point at the committed feature build: `crm features` runs first.
+    lake = Lake.from_settings(Settings(profile="local", home=root / ".crm", _env_file=None))
+    write_feature_tables(lake, compute_feature_tables(random_tables(300, 1)))
     env = {**os.environ, "CRM_HOME": str(root / ".crm"), "CRM_PROFILE": "local"}
     yaml = "feature_repo/local/feature_store.yaml"
     result = run([BIN / "feast", "-f", yaml, "apply"], env=env, cwd=root, timeout=120)
@@ -37,6 +43,6 @@ def test_feast_cli_apply_from_the_project_root(tmp_path: Path) -> None:
     assert [s.name for s in store.list_feature_services()] == ["opportunity_scoring_v1"]
     assert {v.name for v in store.list_feature_views()} == set(VIEWS)
     source = store.get_feature_view("account_profile").batch_source.path
-    assert source == str(
-        root / ".crm/lake/data-lake/features/account_profile/account_profile.parquet"
-    )
+    committed = lake.read_manifest(FEATURES_MANIFEST_KEY).objects[feature_key("account_profile")]
+    assert source == lake.uri(committed)
+    assert source.startswith(str(root / ".crm/lake/data-lake/features/account_profile/"))
