@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 
 from infra.errors import CRMError
 from infra.settings import Profile, Settings
@@ -25,6 +26,8 @@ def prepare_process(settings: Settings) -> None:
     `eval "$(crm env)"` must not send this process to that instance.
     """
     os.environ.update(settings.env_exports())
+    # A library's deprecation notice (ibis, about DuckDB) is not something a user can act on.
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ibis(\.|$)")
     if settings.profile is Profile.LOCAL:
         # Ephemeral Prefect keeps its SQLite database with the rest of the local state.
         prefect_home = (settings.home / "prefect").resolve()

@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     # --- Services -----------------------------------------------------------------------------
     mlflow_tracking_uri: str | None = None
     prefect_api_url: str | None = None
+    # MLflow's HTTP client is the one layer that retries MLflow calls (no task retries them):
+    # a request waits at most this long, and is tried again this many times (backoff 1, 2, 4 s).
+    mlflow_request_timeout_s: int = Field(default=10, ge=1)
+    mlflow_request_retries: int = Field(default=3, ge=0)
 
     # --- Local stack ports (SeaweedFS's own defaults collide with common services) -------------
     weed_master_port: int = 9333
@@ -323,6 +327,9 @@ class Settings(BaseSettings):
                 "CRM_PG_SSLMODE": self.pg_sslmode,
             }
         env["MLFLOW_TRACKING_URI"] = self.tracking_uri
+        env["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(self.mlflow_request_timeout_s)
+        env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(self.mlflow_request_retries)
+        env["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
         if self.prefect_api_url:
             env["PREFECT_API_URL"] = self.prefect_api_url
         return env

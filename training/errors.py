@@ -22,6 +22,8 @@ class RegistryError(TrainingError):
 
 
 class RegistryUnavailable(RegistryError):
-    """The registry did not answer, or answered with a server error: trying again may work."""
+    """The registry did not answer, or answered with a server error.
 
-    transient = True
+    Not retried by the task: MLflow's HTTP client already tried it again with its own budget
+    (`Settings.mlflow_request_retries`), the one retry layer for MLflow calls.
+    """

@@ -73,7 +73,7 @@ class PromotionDecision:
 
 
 def registry_error(settings: Settings, action: str, exc: BaseException) -> RegistryError:
-    """A `RegistryError` saying what failed; `RegistryUnavailable` (transient) for an outage."""
+    """A `RegistryError` saying what failed; `RegistryUnavailable` for an outage."""
     code = getattr(exc, "error_code", None)
     status = exc.get_http_status_code() if isinstance(exc, MlflowException) else None
     transient = isinstance(exc, OSError) or code in TRANSIENT_CODES or (status or 0) >= 500

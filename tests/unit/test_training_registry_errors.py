@@ -84,7 +84,7 @@ def test_a_missing_model_or_alias_is_no_champion(monkeypatch, settings) -> None:
         ConnectionError("Connection refused"),
     ],
 )
-def test_an_outage_is_a_transient_registry_error_not_no_champion(
+def test_an_outage_is_a_registry_unavailable_error_not_no_champion(
     monkeypatch, settings, error: BaseException
 ) -> None:
     use(monkeypatch, FakeClient(read_error=error))
@@ -93,7 +93,8 @@ def test_an_outage_is_a_transient_registry_error_not_no_champion(
     message = str(info.value)
     assert "http://127.0.0.1:5000 could not read crm-win-probability@champion" in message
     assert "nothing was promoted" in message and "crm stack status" in message
-    assert is_transient(info.value)  # the flow's task retries it
+    # MLflow's HTTP client already retried it (the one layer): the task does not again.
+    assert not is_transient(info.value)
 
 
 def test_a_refusal_is_a_registry_error_that_is_not_retried(monkeypatch, settings) -> None:
