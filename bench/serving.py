@@ -22,7 +22,7 @@ import platform
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -68,13 +68,14 @@ class Run:
             "concurrency": self.concurrency,
             "errors": self.errors,
             "req_per_s": round(self.requests / self.seconds, 1),
-            "p50_ms": round(_pct(lat, 50), 3),
-            "p95_ms": round(_pct(lat, 95), 3),
-            "p99_ms": round(_pct(lat, 99), 3),
+            "p50_ms": round(percentile(lat, 50), 3),
+            "p95_ms": round(percentile(lat, 95), 3),
+            "p99_ms": round(percentile(lat, 99), 3),
         }
 
 
-def _pct(values: list[float], q: float) -> float:
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile of sorted `values` (nearest rank); NaN if there are none."""
     if not values:
         return math.nan
     index = min(len(values) - 1, max(0, math.ceil(q / 100 * len(values)) - 1))
@@ -90,10 +91,10 @@ def free_port() -> int:
 # ---------------------------------------------------------------------------- inputs
 def open_ids(settings: Any, limit: int) -> list[str]:
     """Open deals of the lake's opportunity feature table (the ones the service scores)."""
+    from feature_tables.published import read_feature_table
     from infra.lake import Lake
-    from infra.layout import feature_key
 
-    frame = Lake.from_settings(settings).read_parquet(feature_key("opportunity")).to_pandas()
+    frame = read_feature_table(Lake.from_settings(settings), "opportunity").to_pandas()
     stage = frame.sort_values("event_timestamp").groupby("opportunity_id")["deal_stage"].last()
     ids = sorted(stage[~stage.isin(["Won", "Lost"])].index)
     if not ids:

@@ -229,5 +229,26 @@ def bench_serving(
     raise typer.Exit(run_step("bench serving", lambda: bench_main([str(a) for a in argv])))
 
 
+@bench_app.command("reliability")
+def bench_reliability(
+    only: list[str] = typer.Option([], help="Scenario names (repeatable); all if omitted"),
+) -> None:
+    """Fault, load and fuzz scenarios on the stack -> bench/results/reliability.json."""
+    from bench.reliability.run import RESULTS, SCENARIOS, run
+
+    if only and (unknown := sorted(set(only) - set(SCENARIOS))):
+        fail(
+            "bench reliability",
+            ValueError(f"no scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}"),
+            code=2,
+        )
+    results = run_step("bench reliability", lambda: run(load_settings(), only))
+    for name, outcome in results["scenarios"].items():
+        console.print(f"  {'passed' if outcome.get('passed') else 'FAILED':7} {name}")
+    console.print(f"written to {RESULTS}")
+    if not results["passed"]:
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

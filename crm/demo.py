@@ -2,7 +2,15 @@
 
 The pipeline runs in this process (Prefect flows); the scorer (`bentoml serve`) and the explorer
 (`streamlit run`) are child processes in their own process groups, stopped on exit whatever
-happens, so a demo never leaves a server behind.
+happens, so a demo never leaves a server behind:
+
+- once stopping has begun, more SIGINT/SIGTERM do not interrupt it. A supervisor's SIGTERM to
+  `make demo` reaches this process two or three times (from `timeout`'s process group, from
+  make, from `uv run`); a second KeyboardInterrupt used to abort the clean-up after the explorer
+  and leave the scorer running;
+- a server's whole process tree is stopped, not only its group: BentoML's worker runs in a
+  session of its own (circus calls setsid), so signalling the group missed it whenever the
+  arbiter did not stop it (SIGKILLed after the grace period, or signalled while starting).
 """
 
 from __future__ import annotations
@@ -11,11 +19,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from infra.errors import CRMError
 from infra.processes import (
@@ -92,9 +103,51 @@ def running(
             on_event(f"{app.name} ready at {app.url}")
         yield apps
     finally:
-        for app, process in reversed(started):
-            stop_group(process.pid, grace_s=20)  # its workers too, even if the leader is gone
-            on_event(f"{app.name} stopped")
+        with _signals_ignored():  # a second Ctrl-C or SIGTERM must not cut the clean-up short
+            for app, process in reversed(started):
+                stop_tree(process.pid)
+                on_event(f"{app.name} stopped")
+
+
+def stop_tree(pid: int, grace_s: float = 20) -> None:
+    """Stop the process group `pid` leads and every process it started, even those that left
+    the group (a BentoML worker has a session of its own): SIGTERM, then SIGKILL after
+    `grace_s`."""
+    descendants: list[psutil.Process] = []
+    with suppress(psutil.Error):
+        descendants = psutil.Process(pid).children(recursive=True)
+    stop_group(pid, grace_s=grace_s)
+    left = [p for p in descendants if _running(p)]
+    for process in left:
+        with suppress(psutil.Error):
+            process.terminate()
+    _, alive = psutil.wait_procs(left, timeout=grace_s)
+    for process in alive:
+        with suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(alive, timeout=5)
+
+
+def _running(process: psutil.Process) -> bool:
+    with suppress(psutil.Error):
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    return False
+
+
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """SIGINT and SIGTERM ignored inside the block (main thread only: where handlers live)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in saved:
+        signal.signal(sig, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
 
 def serve(

@@ -37,7 +37,7 @@ def prefect_env(settings: Settings) -> dict[str, str]:
 
 def _prefect(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     command = [str(Path(sys.executable).parent / "prefect"), "--no-prompt", *args]
-    return subprocess.run(
+    return subprocess.run(  # nosec B603  # this venv's prefect, fixed arguments, no shell
         command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=False
     )
 

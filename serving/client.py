@@ -7,9 +7,10 @@
     what_if = client.score_features({"product_profile__sales_price": 550})
 
 Every failure is a `ClientError`: `NotFound` (404: unknown or closed deal), `Unauthorized` (401),
-`InvalidRequest` (422, `.fields` names the offending fields), `ServiceUnavailable` (503: not
-ready, or the online store is down; also raised when the service cannot be reached). The
-message is the service's own, which says what to do.
+`InvalidRequest` (422 or 413, `.fields` names the offending fields), `ServiceUnavailable` (503:
+not ready, or the online store is down; also raised when the service cannot be reached), and
+its subclass `Overloaded` (429: retry after `.retry_after` seconds). The message is the
+service's own, which says what to do; `.request_id` is the id its log uses for the request.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "InvalidRequest",
     "ModelFeatures",
     "NotFound",
+    "Overloaded",
     "Score",
     "ScoringClient",
     "ServiceUnavailable",
@@ -37,10 +39,13 @@ __all__ = [
 class ClientError(RuntimeError):
     """Base of every error of `ScoringClient`; `status` is the HTTP status (0: no answer)."""
 
-    def __init__(self, message: str, status: int = 0, detail: Any = None) -> None:
+    def __init__(
+        self, message: str, status: int = 0, detail: Any = None, request_id: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.detail = detail
+        self.request_id = request_id
 
 
 class NotFound(ClientError):
@@ -64,23 +69,39 @@ class ServiceUnavailable(ClientError):
     """503, a 5xx, or no answer at all: not ready, store down, or service not running."""
 
 
-def _error_for(response: httpx.Response) -> ClientError:
+class Overloaded(ServiceUnavailable):
+    """429: too many requests in flight at the service; retry after `retry_after` seconds."""
+
+    retry_after: float = 1.0
+
+
+def _body(response: httpx.Response) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
         body = {"error": response.text.strip()}
-    if not isinstance(body, dict):
-        body = {"error": str(body)}
+    return body if isinstance(body, dict) else {"error": str(body)}
+
+
+def _error_for(response: httpx.Response) -> ClientError:
+    body = _body(response)
     message = str(body.get("error") or body.get("detail") or response.reason_phrase)
     detail = body.get("detail")
     status = response.status_code
+    request_id = body.get("request_id") or response.headers.get("x-request-id")
     if status == 404:
-        return NotFound(message, status, detail)
+        return NotFound(message, status, detail, request_id)
     if status in (401, 403):
-        return Unauthorized(message, status, detail)
+        return Unauthorized(message, status, detail, request_id)
+    if status == 429:
+        overloaded = Overloaded(message, status, detail, request_id)
+        retry = response.headers.get("retry-after", "")
+        if retry.isdigit():
+            overloaded.retry_after = float(retry)
+        return overloaded
     if status >= 500:
-        return ServiceUnavailable(message, status, detail)
-    return InvalidRequest(message, status, detail)
+        return ServiceUnavailable(message, status, detail, request_id)
+    return InvalidRequest(message, status, detail, request_id)
 
 
 class ScoringClient:
@@ -102,14 +123,15 @@ class ScoringClient:
 
     # ------------------------------------------------------------------------------ calls
     def ready(self) -> tuple[bool, str]:
-        """(True, "ready") or (False, why): the reason the service gives, or the network error."""
+        """(True, "ready") or (False, why): "not ready" (the service's log says why), or the
+        network error."""
         try:
             response = self._http.get("/readyz")
         except httpx.HTTPError as exc:
             return False, f"cannot reach {self.base_url}: {exc}"
         if response.status_code == 200:
             return True, "ready"
-        return False, response.text.strip() or response.reason_phrase
+        return False, str(_body(response).get("error") or response.reason_phrase)
 
     def score(self, opportunity_id: str, as_of: datetime | None = None, top_k: int = 5) -> Score:
         body: dict[str, Any] = {"opportunity_id": opportunity_id, "top_k": top_k}

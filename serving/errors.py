@@ -34,6 +34,14 @@ class InvalidFeatures(ServingError, status=422):
         self.fields = fields or []
 
 
+class Overloaded(ServingError, status=429):
+    """More scoring requests are in flight than `CRM_SERVING_QUEUE_LIMIT`: retry after a moment."""
+
+
+class BodyTooLarge(ServingError, status=413):
+    """The request body is larger than `CRM_SERVING_MAX_BODY_BYTES`."""
+
+
 class StoreUnavailable(ServingError, status=503):
     """The online store could not be read; the next request tries again (no restart needed)."""
 

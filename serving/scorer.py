@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,8 +41,8 @@ from serving.errors import (
     OpportunityNotFound,
     ServingError,
 )
-from serving.online import Key, OnlineReader, Row, ViewReader
-from serving.schemas import DEFAULT_TOP_K, FeatureValue
+from serving.online import Key, OnlineReader, Row, StoreTimeouts, ViewReader
+from serving.schemas import DEFAULT_TOP_K, FeatureValue, Number
 from training.features import FeatureSpec
 from training.models import WinProbabilityModel
 
@@ -62,6 +63,9 @@ STATIC_CACHE_SECONDS = 60.0
 # Daily stats change once per materialisation (daily): a few seconds of cache is invisible, and
 # saves a round trip per request. The opportunity row is always read (stage, outage -> 503).
 DAILY_CACHE_SECONDS = 5.0
+MAX_PROBLEMS_SHOWN = 10  # an error message names this many fields, then counts the rest
+# How the service runs a blocking store read without blocking its event loop.
+ReadRunner = Callable[[Callable[[], Any]], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,7 @@ class ScoringEngine:
         *,
         static_cache_seconds: float = STATIC_CACHE_SECONDS,
         daily_cache_seconds: float = DAILY_CACHE_SECONDS,
+        timeouts: StoreTimeouts | None = None,
     ) -> None:
         self.loaded = loaded
         self.profile = profile
@@ -126,12 +131,16 @@ class ScoringEngine:
         self.booster.set_param({"nthread": 1})
         self.encoder = Encoder(self.spec, self.booster.feature_names)
         self.calibrator = loaded.model.calibrator
-        self.online = OnlineReader(store)
         self.opportunity = ViewReader(
             store.get_feature_view(OPPORTUNITY_VIEW), OPPORTUNITY_ID, OPPORTUNITY_FEATURES
         )
         self.views = self._view_readers(store, static_cache_seconds, daily_cache_seconds)
         self._feature_model = self._what_if_model()
+        self.online = OnlineReader(store, timeouts)  # last: it may open a connection
+
+    def close(self) -> None:
+        """Release the online store connection (a replaced engine, or shutdown)."""
+        self.online.close()
 
     # ----------------------------------------------------------------------------- set-up
     def _view_readers(
@@ -172,7 +181,8 @@ class ScoringEngine:
         return readers
 
     def _what_if_model(self) -> type:
-        fields: dict[str, Any] = {n: (float | bool | None, None) for n in self.spec.numeric}
+        # Numbers the booster can take: finite, within float32 (as the request schema says).
+        fields: dict[str, Any] = {n: (Number | bool | None, None) for n in self.spec.numeric}
         # Categorical levels are compared as text, as FeatureSpec.encode does (True -> "True").
         fields |= {name: (str | bool | int | None, None) for name in self.spec.categorical}
         return create_model("WhatIfFeatures", __config__={"extra": "forbid"}, **fields)
@@ -185,8 +195,68 @@ class ScoringEngine:
         top_k: Sequence[int] | int = DEFAULT_TOP_K,
     ) -> list[dict[str, Any] | ServingError]:
         """Score many ids with one read per view; per id a score dict or the error to answer."""
-        top_ks = list(top_k) if isinstance(top_k, Sequence) else [top_k] * len(ids)
-        collected = self.collect(ids, as_of)
+        return self._scored(self.collect(ids, as_of), top_k)
+
+    async def score_ids_async(
+        self,
+        ids: Sequence[str],
+        as_of: Sequence[datetime | None] | datetime | None,
+        top_k: Sequence[int] | int,
+        io: ReadRunner,
+    ) -> list[dict[str, Any] | ServingError]:
+        """`score_ids` for the event loop: the CPU work here, each read of a networked store
+        awaited through `io` (on another thread), so the loop never waits on the network."""
+        return self._scored(await self.collect_async(ids, as_of, io), top_k)
+
+    def collect(
+        self, ids: Sequence[str], as_of: Sequence[datetime | None] | datetime | None = None
+    ) -> list[Collected | ServingError]:
+        """The online feature rows of many ids (one read per view), or why an id has none."""
+        plan = self._collect_plan(ids, as_of)
+        try:
+            read = next(plan)
+            while True:
+                read = plan.send(read())
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    async def collect_async(
+        self, ids: Sequence[str], as_of: Sequence[datetime | None] | datetime | None, io: ReadRunner
+    ) -> list[Collected | ServingError]:
+        """`collect`, each read of a networked store run through `io` (a local one inline)."""
+        plan = self._collect_plan(ids, as_of)
+        remote = self.online.remote
+        try:
+            read = next(plan)
+            while True:
+                read = plan.send(await io(read) if remote else read())
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    def _collect_plan(
+        self, ids: Sequence[str], as_of: Sequence[datetime | None] | datetime | None
+    ) -> Generator[Callable[[], Any], Any, list[Collected | ServingError]]:
+        """The collect logic without I/O: it yields each store read and gets its rows back, so
+        the same steps run blocking (`collect`) or awaiting (`collect_async`)."""
+        as_ofs = list(as_of) if isinstance(as_of, Sequence) else [as_of] * len(ids)
+        opp_rows: dict[Key, Row] = yield partial(self.online.read, self.opportunity, ids)
+        outcomes = [self._deal(i, opp_rows.get(i)) for i in ids]
+        deals = [d for d in outcomes if isinstance(d, Deal)]
+        if not deals:
+            return outcomes  # type: ignore[return-value]
+        wanted = [(r, [r.key(d.keys) for d in deals]) for r in self.views]
+        rows = self.online.cached_many(wanted)  # daily stats and profiles: often all cached
+        if rows is None:
+            rows = yield partial(self.online.read_many, wanted)
+        return [
+            d if isinstance(d, ServingError) else self._assemble(d, rows, as_ofs[n])
+            for n, d in enumerate(outcomes)
+        ]
+
+    def _scored(
+        self, collected: list[Collected | ServingError], top_k: Sequence[int] | int
+    ) -> list[dict[str, Any] | ServingError]:
+        top_ks = list(top_k) if isinstance(top_k, Sequence) else [top_k] * len(collected)
         found = [(i, c) for i, c in enumerate(collected) if not isinstance(c, ServingError)]
         scored = self._score_rows([c.features for _, c in found], [top_ks[i] for i, _ in found])
         results: list[dict[str, Any] | ServingError] = list(collected)  # type: ignore[arg-type]
@@ -195,22 +265,6 @@ class ScoringEngine:
                 c.opportunity_id, probability, base, contributions, c.list_price, c.as_of
             ) | {"feature_timestamps": c.timestamps}
         return results
-
-    def collect(
-        self, ids: Sequence[str], as_of: Sequence[datetime | None] | datetime | None = None
-    ) -> list[Collected | ServingError]:
-        """The online feature rows of many ids (one read per view), or why an id has none."""
-        as_ofs = list(as_of) if isinstance(as_of, Sequence) else [as_of] * len(ids)
-        opp_rows = self.online.read(self.opportunity, ids)
-        outcomes = [self._deal(i, opp_rows.get(i)) for i in ids]
-        deals = [d for d in outcomes if isinstance(d, Deal)]
-        if not deals:
-            return outcomes  # type: ignore[return-value]
-        rows = self.online.read_many([(r, [r.key(d.keys) for d in deals]) for r in self.views])
-        return [
-            d if isinstance(d, ServingError) else self._assemble(d, rows, as_ofs[n])
-            for n, d in enumerate(outcomes)
-        ]
 
     def score_one(
         self, opportunity_id: str, as_of: datetime | None = None, top_k: int = DEFAULT_TOP_K
@@ -242,11 +296,10 @@ class ScoringEngine:
             problems: dict[str, str] = {}
             for error in exc.errors():
                 problems.setdefault(str(error["loc"][0]), error["msg"])
-            details = "; ".join(f"{name}: {msg}" for name, msg in problems.items())
             raise InvalidFeatures(
-                f"Invalid features ({details}). GET /model_features lists names, types and "
-                "category levels.",
-                list(problems),
+                f"Invalid features ({_listed(f'{n}: {m}' for n, m in problems.items())}). "
+                "GET /model_features lists names, types and category levels.",
+                list(problems)[:MAX_PROBLEMS_SHOWN],
             ) from exc
         bad = [
             f"{name}={values[name]!r} (levels: {', '.join(levels)})"
@@ -255,7 +308,7 @@ class ScoringEngine:
         ]
         if bad:
             fields = [b.split("=", 1)[0] for b in bad]
-            raise InvalidFeatures(f"Unknown category level: {'; '.join(bad)}.", fields)
+            raise InvalidFeatures(f"Unknown category level: {_listed(bad)}.", fields)
         return values
 
     # ----------------------------------------------------------------------------- internals
@@ -383,12 +436,27 @@ def default_as_of(newest_daily: datetime | None) -> datetime:
     return utc(newest_daily).replace(microsecond=0) + timedelta(seconds=1)
 
 
+def _listed(items: Iterable[str], shown: int = MAX_PROBLEMS_SHOWN) -> str:
+    """`a; b; c (and 7 more)`: an error message stays short whatever the request held."""
+    items = list(items)
+    more = f" (and {len(items) - shown} more)" if len(items) > shown else ""
+    return "; ".join(items[:shown]) + more
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, float | int | bool | str) or value is None:
         return value
     return str(value)
+
+
+def store_timeouts(settings: Settings) -> StoreTimeouts:
+    """The online store's timeouts from `CRM_SERVING_STORE_*`."""
+    return StoreTimeouts(
+        connect_s=settings.serving_store_connect_timeout,
+        read_s=settings.serving_store_timeout,
+    )
 
 
 def open_engine(settings: Settings, alias: str = "champion") -> ScoringEngine:
@@ -398,7 +466,7 @@ def open_engine(settings: Settings, alias: str = "champion") -> ScoringEngine:
     started = time.perf_counter()
     loaded = load_champion(settings, alias)
     store = feature_store(settings)
-    engine = ScoringEngine(loaded, store, settings.profile.value)
+    engine = ScoringEngine(loaded, store, settings.profile.value, timeouts=store_timeouts(settings))
     log.info(
         "Loaded %s v%s and the %s feature store in %.1f s",
         loaded.name,

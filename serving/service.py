@@ -3,30 +3,40 @@
 Scoring routes are a FastAPI app mounted on the BentoML service (BentoML's documented way to own
 status codes and bodies): 404/422/503 answers carry a message that says what to do, which
 BentoML's own API wrapper would replace by a generic text for 5xx. BentoML still provides
-/healthz, /livez, /readyz (not ready until the champion and the feature store are loaded; the
-reason is the body), /metrics and the OpenAPI docs at /docs.
+/healthz, /livez, /readyz (503 "not ready" until the champion and the feature store are loaded;
+the reason is in the log only), /metrics and the OpenAPI docs at /docs.
+
+`serving.middleware.RequestGuard` wraps every route: request ids, the body limit, admission
+control (429), and JSON for every error.
 
 Settings (`infra/settings.py`, from the environment or `.env`): the profile's `CRM_*` values,
 `CRM_API_TOKEN` (bearer token on the scoring routes), `CRM_SERVING_ACCESS_LOG` (off: it costs
 ~40% of throughput), `CRM_SERVING_RETRY_SECONDS`, `CRM_SERVING_REFRESH_SECONDS`,
-`CRM_SERVING_INLINE`.
+`CRM_SERVING_QUEUE_LIMIT`, `CRM_SERVING_MAX_BODY_BYTES`, `CRM_SERVING_STORE_CONNECT_TIMEOUT`,
+`CRM_SERVING_STORE_TIMEOUT`, `CRM_SERVING_MLFLOW_TIMEOUT`.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+import math
+import os
+from contextlib import suppress
+from pathlib import Path
+from typing import Annotated, Any, cast
 
 import bentoml
 import orjson
+import psutil
 from fastapi import FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from infra.settings import get_settings
+from infra.settings import Settings, get_settings
 from serving.errors import ServingError
+from serving.middleware import INTERNAL_ERROR, Limits, RequestGuard, error_body
 from serving.schemas import (
     BatchScoreRequest,
     BatchScoreResponse,
@@ -43,7 +53,12 @@ log = logging.getLogger("bentoml.crm_serving")  # under bentoml: its handlers pr
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Missing or wrong bearer token."},
     404: {"model": ErrorBody, "description": "Unknown or already closed opportunity."},
+    413: {"model": ErrorBody, "description": "Body larger than CRM_SERVING_MAX_BODY_BYTES."},
     422: {"model": ErrorBody, "description": "Invalid body; the message names the field."},
+    429: {
+        "model": ErrorBody,
+        "description": "Too many requests in flight; retry after `Retry-After` seconds.",
+    },
     503: {"model": ErrorBody, "description": "Not ready, or the online store is unreachable."},
 }
 
@@ -73,10 +88,7 @@ def _json(payload: Any, status: int = 200) -> Response:
 
 
 def _error(status: int, message: str, detail: Any = None, **headers: str) -> Response:
-    body: dict[str, Any] = {"error": message}
-    if detail is not None:
-        body["detail"] = detail
-    response = _json(body, status)
+    response = Response(error_body(message, detail), status, media_type="application/json")
     response.headers.update(headers)
     return response
 
@@ -98,14 +110,26 @@ async def _http_error(_: Request, exc: HTTPException) -> Response:
     return _error(exc.status_code, str(exc.detail), **headers)
 
 
+MAX_PROBLEMS = 20  # a 422 lists this many fields, then counts the rest
+
+
 @app.exception_handler(RequestValidationError)
 async def _invalid(_: Request, exc: RequestValidationError) -> Response:
+    errors = exc.errors()
     problems = []
-    for e in exc.errors():
+    for e in errors[:MAX_PROBLEMS]:
         location = ".".join(str(p) for p in e["loc"] if p != "body") or "body"
-        problems.append({"field": location, "message": e["msg"]})
+        problems.append({"field": location[:200], "message": e["msg"]})
     summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+    if len(errors) > MAX_PROBLEMS:
+        summary += f" (and {len(errors) - MAX_PROBLEMS} more)"
     return _error(422, f"Invalid request: {summary}", problems)
+
+
+@app.exception_handler(Exception)
+async def _unexpected(_: Request, exc: Exception) -> Response:
+    """Last resort (Starlette then re-raises it: `RequestGuard` logs it with the request id)."""
+    return _error(500, INTERNAL_ERROR)
 
 
 @app.post("/score", response_model=Score, responses=ERRORS)
@@ -152,10 +176,8 @@ async def score_features(body: FeaturesRequest, credentials: Credentials = None)
     _authorize(credentials)
     state = _state()
     engine = state.ready_engine()
-    result = await state.batcher.run(
-        lambda: engine.score_features(body.features, body.list_price, body.top_k)
-    )
-    return _json(result)
+    # No store read: a few hundred microseconds of CPU, on the loop like the batches.
+    return _json(engine.score_features(body.features, body.list_price, body.top_k))
 
 
 @app.get("/model_features", response_model=ModelFeatures, responses=ERRORS)
@@ -165,12 +187,57 @@ async def model_features(credentials: Credentials = None) -> Response:
     return _json(_state().ready_engine().describe())
 
 
+def _limits(settings: Settings) -> Limits:
+    return Limits(
+        queue_limit=settings.serving_queue_limit, max_body_bytes=settings.serving_max_body_bytes
+    )
+
+
+def _bound_network_calls(settings: Settings) -> None:
+    """Timeouts for the clients this process uses through libraries (values exported win).
+
+    MLflow (model loads, the champion refresh): HTTP timeout and few retries instead of its
+    120 s x 7. libpq (Feast's SQL registry): a connect timeout instead of none. The online
+    store's own connection has its timeouts set in `serving.online`.
+    """
+    timeout = str(math.ceil(settings.serving_mlflow_timeout))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", timeout)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault(
+        "PGCONNECT_TIMEOUT", str(math.ceil(settings.serving_store_connect_timeout))
+    )
+
+
+def _started_in() -> Path | None:
+    """The directory `bentoml serve` was started in, seen from one of its workers (BentoML runs
+    them in the working dir, `--working-dir`, instead)."""
+    with suppress(psutil.Error, OSError):
+        me = psutil.Process()
+        if any("_bentoml_impl.worker" in part for part in me.cmdline()):
+            parent = me.parent()
+            return Path(parent.cwd()) if parent is not None else None
+    return None
+
+
+def scorer_settings() -> Settings:
+    """The settings, with the `.env` of the directory `bentoml serve` was started in (a user's
+    `.env` there, CRM_API_TOKEN say, must not be ignored because the worker runs elsewhere)."""
+    started = _started_in()
+    if started is None or started == Path.cwd():
+        return get_settings()
+    env_files = (Path.cwd() / ".env", started / ".env")  # the latter wins
+    return Settings(**cast(dict[str, Any], {"_env_file": env_files}))  # pydantic-settings' init arg
+
+
+# Read when BentoML imports this module, before any request: the settings needed then.
+_SETTINGS = scorer_settings()
+
+
 @bentoml.service(
     name="crm_win_probability",
     workers=1,
     traffic={"timeout": 60},
-    # Read when BentoML imports this module, before any request: the one setting needed then.
-    logging={"access": {"enabled": get_settings().serving_access_log}},
+    logging={"access": {"enabled": _SETTINGS.serving_access_log}},
 )
 @bentoml.asgi_app(app, path="/")
 class Scorer:
@@ -179,8 +246,9 @@ class Scorer:
     def __init__(self) -> None:
         from infra.runtime import prepare_process
 
-        settings = get_settings()
+        settings = scorer_settings()
         prepare_process(settings)
+        _bound_network_calls(settings)
         state = ServingState.from_settings(settings)
         _Holder.state = state
         state.start()
@@ -192,12 +260,17 @@ class Scorer:
         )
 
     async def __is_ready__(self) -> bool:
+        """Public answer "not ready" only: why (hosts, driver errors) is in the log."""
         state = _state()
         if state.engine is None:
-            raise HTTPException(503, f"Not ready: {state.reason}")
+            raise HTTPException(503, "not ready")
         return True
 
     @bentoml.on_shutdown
     def _shutdown(self) -> None:
         if _Holder.state is not None:
             _Holder.state.stop()
+
+
+# `bentoml.service` returns a Service (its stubs say the class): the guard wraps every route.
+cast(Any, Scorer).add_asgi_middleware(RequestGuard, limits=_limits(_SETTINGS))

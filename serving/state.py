@@ -1,25 +1,35 @@
 """What a running service holds: the engine once loaded, why it is not (yet), the batcher.
 
 Loading never blocks start-up and never gives up: a background thread retries until the champion
-and the feature store load (the reason is logged and answered by /readyz), then checks every
-`refresh_seconds` whether the champion alias moved and swaps the engine in without a restart.
+and the feature store load (the reason is logged; /readyz only says "not ready"), then checks
+every `refresh_seconds` whether the champion alias moved and swaps the engine in without a
+restart. A request that cannot be scored fails alone: a batch that breaks is scored again one
+request at a time, so only the culprit gets the error.
+
+Batches run on the event loop; the reads of a networked store (PostgreSQL) run on one worker
+thread, each bounded by the store's deadline (`serving.online`), so the loop never waits on the
+network: /livez answers and a stalled store is a quick 503. (Running the whole batch on a
+thread cost ~30% of throughput: the event loop then waits for the GIL at every socket call.)
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import hashlib
 import hmac
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from infra.settings import Settings
 from serving.batcher import MicroBatcher
-from serving.errors import NotReady, ServingError
+from serving.errors import NotReady, ServingError, StoreUnavailable
 from serving.scorer import ScoringEngine, open_engine
 
 log = logging.getLogger("bentoml.crm_serving")  # under bentoml: its handlers print it
@@ -35,6 +45,27 @@ class ScoreJob:
 
 
 JobResult = list[dict[str, Any] | ServingError]
+V = TypeVar("V")
+
+NOT_READY = (
+    "Not ready: the champion model or the feature store is not loaded yet; the service keeps "
+    "retrying and its log says why."
+)
+
+
+def _digest(token: str | bytes) -> bytes:
+    """SHA-256 of the token's bytes, so that comparing takes the same time whatever the length.
+
+    A header value reaches us decoded as latin-1 (Starlette's choice), so `latin-1` gives back
+    the bytes the client sent; text that is not latin-1 (a configured token) is UTF-8.
+    """
+    if isinstance(token, bytes):
+        return hashlib.sha256(token).digest()
+    try:
+        raw = token.encode("latin-1")
+    except UnicodeEncodeError:
+        raw = token.encode("utf-8", "surrogatepass")
+    return hashlib.sha256(raw).digest()
 
 
 class ServingState:
@@ -46,22 +77,28 @@ class ServingState:
         token: str | None = None,
         retry_seconds: float = 5.0,
         refresh_seconds: float = 60.0,
-        inline: bool = True,
         opener: Callable[[Settings, str], ScoringEngine] = open_engine,
     ) -> None:
         self.settings = settings
         self.alias = alias
         self.token = token or None
+        # The configured token as UTF-8 bytes, as a client sends it in its header.
+        self._token_digest = (
+            hashlib.sha256(self.token.encode("utf-8", "surrogatepass")).digest()
+            if self.token
+            else None
+        )
         self.retry_seconds = retry_seconds
         self.refresh_seconds = refresh_seconds
         self._opener = opener
         self.engine: ScoringEngine | None = None
         self.reason = "loading the champion model and the feature store"
         self.batcher: MicroBatcher[ScoreJob, JobResult] = MicroBatcher(
-            self._score_jobs,
-            size=lambda job: len(job.ids),
-            inline=inline,
+            self._score_jobs, size=lambda job: len(job.ids)
         )
+        # One thread for the store's reads: its single connection is never shared.
+        self._store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._retired: list[ScoringEngine] = []  # replaced engines, closed at the next refresh
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -73,7 +110,6 @@ class ServingState:
             token=settings.api_token.get_secret_value() if settings.api_token else None,
             retry_seconds=settings.serving_retry_seconds,
             refresh_seconds=settings.serving_refresh_seconds,
-            inline=settings.serving_inline,
         )
 
     # --------------------------------------------------------------------------- lifecycle
@@ -83,7 +119,10 @@ class ServingState:
 
     def stop(self) -> None:
         self._stop.set()
-        self.batcher.close()
+        self._store_thread.shutdown(wait=False, cancel_futures=True)
+        for engine in [*self._retired, self.engine]:
+            if engine is not None:
+                engine.close()
 
     def _load_loop(self) -> None:
         while not self._stop.is_set():
@@ -99,6 +138,7 @@ class ServingState:
         try:
             self.engine = self._opener(self.settings, self.alias)
         except Exception as exc:  # any failure keeps the service up, not ready, and retrying
+            # The detail (hosts, paths, driver messages) goes to the log only, never to clients.
             self.reason = (
                 f"cannot load {self.settings.model_name}@{self.alias} or the "
                 f"{self.settings.profile.value} feature store: {exc}"
@@ -122,6 +162,8 @@ class ServingState:
         from training.registry import alias_version
 
         assert self.engine is not None
+        while self._retired:  # replaced a refresh ago: no batch can still be reading with it
+            self._store_thread.submit(self._retired.pop().close)
         try:
             version = alias_version(self.settings, self.alias)
             if version is None or version == self.engine.loaded.version:
@@ -137,6 +179,7 @@ class ServingState:
             engine.loaded.version,
             time.perf_counter() - started,
         )
+        self._retired.append(self.engine)
         self.engine = engine
 
     @property
@@ -147,22 +190,47 @@ class ServingState:
     def ready_engine(self) -> ScoringEngine:
         engine = self.engine
         if engine is None:
-            raise NotReady(f"Not ready: {self.reason}")
+            raise NotReady(NOT_READY)
         return engine
 
-    def authorized(self, presented: str | None) -> bool:
-        if self.token is None:
+    def authorized(self, presented: str | bytes | None) -> bool:
+        """Constant-time check of a presented bearer token, whatever bytes it holds."""
+        if self._token_digest is None:
             return True
-        return presented is not None and hmac.compare_digest(presented, self.token)
+        if presented is None:
+            return False
+        return hmac.compare_digest(_digest(presented), self._token_digest)
 
-    def _score_jobs(self, jobs: list[ScoreJob]) -> list[JobResult | BaseException]:
-        """One engine call for every id of every queued request."""
+    async def read(self, read: Callable[[], V]) -> V:
+        """Run a blocking store read on the store thread (bounded by the store's deadline)."""
+        return await asyncio.get_running_loop().run_in_executor(self._store_thread, read)
+
+    async def _score_jobs(self, jobs: list[ScoreJob]) -> Sequence[JobResult | BaseException]:
+        """One engine call for every id of every queued request; if that call breaks, each
+        request again alone, so a request that cannot be scored fails without the others."""
         engine = self.ready_engine()
+        try:
+            return await self._score_together(engine, jobs)
+        except (StoreUnavailable, NotReady):
+            raise  # the same answer for every request of the batch (503)
+        except Exception:
+            if len(jobs) == 1:
+                raise
+            log.warning("A batch of %d requests failed: scoring them one by one", len(jobs))
+        return [await self._score_alone(engine, job) for job in jobs]
+
+    async def _score_alone(self, engine: ScoringEngine, job: ScoreJob) -> JobResult | BaseException:
+        try:
+            return (await self._score_together(engine, [job]))[0]
+        except Exception as exc:  # answered to this request only (500 with a request id)
+            return exc
+
+    async def _score_together(self, engine: ScoringEngine, jobs: list[ScoreJob]) -> list[JobResult]:
         ids = [i for job in jobs for i in job.ids]
         as_ofs = [job.as_of for job in jobs for _ in job.ids]
         top_ks = [job.top_k for job in jobs for _ in job.ids]
-        flat = engine.score_ids(ids, as_ofs, top_ks)
-        out: list[JobResult | BaseException] = []
+        flat = await engine.score_ids_async(ids, as_ofs, top_ks, self.read)
+        out: list[JobResult] = []
         start = 0
         for job in jobs:
             out.append(flat[start : start + len(job.ids)])

@@ -1,20 +1,19 @@
 """The scoring service as a real `bentoml serve` process on the stack profile.
 
 One service scores through a small TCP proxy in front of the stack's PostgreSQL (so the online
-store can be cut and restored without touching the shared server) and wants a bearer token; a
-second one is started with a model name that has no champion. Expected values come from Feast's
-own `get_online_features` in this process, scored with the registered champion directly.
+store can be cut and restored without touching the shared server; bench/reliability/tcp_proxy.py)
+and wants a bearer token; a second one is started with a model name that has no champion. The
+fault scenarios (stall, poisoned requests, fuzzing) are in test_serving_faults.py. Expected
+values come from Feast's own `get_online_features` in this process, scored with the registered
+champion directly.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,7 +24,9 @@ import psutil
 import pytest
 import xgboost as xgb
 
-from infra.processes import WaitTimeout, start_group, stop_group, wait_until
+from bench.reliability.context import stop_tree
+from bench.reliability.tcp_proxy import TcpProxy
+from infra.processes import WaitTimeout, start_group, wait_until
 from infra.settings import Settings
 from serving.client import InvalidRequest, NotFound, ScoringClient, ServiceUnavailable, Unauthorized
 from tests.support.cli import ROOT
@@ -33,74 +34,6 @@ from tests.support.feast_reference import online_service_frame
 from tests.support.servers import free_port
 
 TOKEN = "test-token-7c1d"
-
-
-class TcpProxy:
-    """Forwards a local port to PostgreSQL; `stop` cuts every connection, `start` restores."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = free_port()
-        self._listener: socket.socket | None = None
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        listener.settimeout(0.1)  # closing a socket does not wake a blocked accept(): poll
-        self._listener = listener
-        self._running = threading.Event()
-        self._running.set()
-        self._thread = threading.Thread(target=self._accept, args=(listener,), daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._listener is not None:
-            self._running.clear()
-            self._thread.join(timeout=5)
-            self._listener.close()
-            self._listener = None
-        with self._lock:
-            for sock in self._sockets:
-                with suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-            self._sockets.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while self._running.is_set():
-            try:
-                client, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            client.settimeout(None)
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
-                upstream.settimeout(None)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                with suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
 
 
 class Service:
@@ -142,7 +75,7 @@ class Service:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            stop_group(self.process.pid, grace_s=20)
+            stop_tree(self.process)  # BentoML's worker has a session of its own
 
 
 @pytest.fixture(scope="module")
@@ -197,10 +130,10 @@ def _dump_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def lake_opportunities(stack_pipeline: Settings) -> pd.DataFrame:
+    from feature_tables.published import read_feature_table
     from infra.lake import Lake
-    from infra.layout import feature_key
 
-    table = Lake.from_settings(stack_pipeline).read_parquet(feature_key("opportunity"))
+    table = read_feature_table(Lake.from_settings(stack_pipeline), "opportunity")
     return table.to_pandas().sort_values("event_timestamp")
 
 
@@ -296,6 +229,42 @@ def test_invalid_bodies_are_422_naming_the_field(service: Service) -> None:
     assert err.value.fields == ["sales_agent_daily_stats__win_rate_all"]
 
 
+def test_every_error_is_json_with_a_request_id(service: Service) -> None:
+    """Bad input of every kind: a 4xx JSON answer naming what is wrong, never a 500 or text."""
+    auth = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    name = "sales_agent_daily_stats__win_rate_all"
+    cases = [
+        ("POST", "/score", b'{"opportunity_id": "A", "as_of": "0001-01-01T00:00:00+14:00"}', 422),
+        ("POST", "/score_features", b'{"features": {"%s": 1e39}}' % name.encode(), 422),
+        ("POST", "/score_features", b'{"features": {"%s": Infinity}}' % name.encode(), 422),
+        (
+            "POST",
+            "/score_features",
+            b'{"features": {%s}}' % b",".join(b'"f%d": 1' % i for i in range(50_000)),
+            413,
+        ),
+        ("POST", "/score", b"{not json", 422),
+        ("GET", "/no-such-route", b"", 404),
+        ("DELETE", "/livez", b"", 405),
+    ]
+    with httpx.Client(base_url=service.url, timeout=30) as http:
+        for method, path, body, status in cases:
+            response = http.request(method, path, content=body, headers=auth)
+            assert response.status_code == status, (path, body[:80], response.text[:300])
+            assert response.headers["content-type"] == "application/json"
+            assert response.json()["request_id"] == response.headers["x-request-id"]
+        weird = {
+            "Authorization": "Bearer t\u00e9st\u00ff".encode(),
+            "Content-Type": "application/json",
+        }
+        response = http.post("/score", content=b'{"opportunity_id": "A"}', headers=weird)
+        assert response.status_code == 401 and response.json()["error"].startswith(
+            "Missing or wrong"
+        )
+        echoed = http.get("/model_features", headers={**auth, "X-Request-ID": "trace-7"})
+        assert echoed.status_code == 200 and echoed.headers["x-request-id"] == "trace-7"
+
+
 def test_what_if_scores_explicit_features(client: ScoringClient) -> None:
     described = client.model_features()
     base = {"product_profile__sales_price": 5_000.0}
@@ -333,15 +302,28 @@ def test_online_store_outage_is_503_then_recovers_without_restart(
     before = client.score(opportunity).win_probability
     pg_proxy.stop()
     try:
+        started = time.perf_counter()
         with pytest.raises(ServiceUnavailable, match="Online store unreachable") as err:
             client.score(opportunity)
-        assert err.value.status == 503
+        assert err.value.status == 503 and err.value.request_id
         with pytest.raises(ServiceUnavailable, match="Online store unreachable"):
             client.score(opportunity)  # still down: still a clear 503, not a hang or a 500
+        assert time.perf_counter() - started < 2
+        assert "127.0.0.1" not in str(err.value)  # the driver's message is in the log only
     finally:
         pg_proxy.start()
-    assert client.score(opportunity).win_probability == before
+    back = time.perf_counter()
+
+    def scored() -> float | None:
+        try:
+            return client.score(opportunity).win_probability
+        except ServiceUnavailable:
+            return None
+
+    assert wait_until(scored, timeout_s=5, interval_s=0.1, what="scores again") == before
+    assert time.perf_counter() - back < 5
     assert service.process.poll() is None  # same process
+    assert "Online store lost" in service.logs(400) and "Online store back" in service.logs(400)
 
 
 @pytest.fixture(scope="module")
@@ -358,21 +340,25 @@ def no_champion(
 
 
 def test_without_a_champion_the_service_runs_but_is_not_ready(no_champion: Service) -> None:
+    """Not ready, publicly only "not ready": why (which model, what to run) is in the log."""
     with ScoringClient(no_champion.url) as client:
 
-        def settled() -> tuple[bool, str] | None:
-            ready, reason = client.ready()
-            return None if "loading the champion" in reason else (ready, reason)
+        def attempted() -> bool:  # the first load attempt may still be running
+            return "Not ready (retrying" in no_champion.logs(400)
 
-        # the first load attempt may still be running
-        ready, reason = wait_until(
-            settled, timeout_s=180, interval_s=1, what="the first champion load to end"
-        )
-        assert not ready
-        assert "crm-model-without-champion@champion" in reason and "crm train" in reason
-        with pytest.raises(ServiceUnavailable, match="Not ready"):
+        wait_until(attempted, timeout_s=180, interval_s=1, what="the first champion load to end")
+        assert client.ready() == (False, "not ready")
+        response = httpx.get(no_champion.url + "/readyz", timeout=10)
+        assert response.status_code == 503
+        assert response.json() == {
+            "error": "not ready",
+            "request_id": response.headers["x-request-id"],
+        }
+        with pytest.raises(ServiceUnavailable, match="Not ready") as err:
             client.score("ANY")
-    assert "Not ready (retrying" in no_champion.logs()
+        assert "crm-model-without-champion" not in str(err.value)
+    log = no_champion.logs(400)
+    assert "crm-model-without-champion@champion" in log and "crm train" in log
     time.sleep(3)
     assert no_champion.process.poll() is None  # keeps running (and retrying)
     assert httpx.get(no_champion.url + "/healthz").status_code == 200

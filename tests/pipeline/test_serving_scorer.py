@@ -8,6 +8,7 @@ its spec's categorical keys sorted as MLflow metadata returns them. Scores must 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -240,3 +241,37 @@ def test_what_if_refuses_bad_values_naming_the_field(
         engine.score_features(features)
     assert caught.value.status == 422
     assert field in caught.value.fields and field in str(caught.value)
+
+
+def test_the_event_loop_path_scores_exactly_as_the_blocking_one(
+    engine: ScoringEngine, ids: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service awaits each store read (`score_ids_async`); same steps, same scores."""
+    import asyncio
+
+    chosen = [*ids["open"][:20], "NO-SUCH-DEAL", ids["closed"][0]]
+    reads: list[object] = []
+
+    async def io(read: Any) -> Any:
+        reads.append(read)
+        return await asyncio.get_running_loop().run_in_executor(None, read)
+
+    # SQLite is local (read inline): take the path of a networked store
+    monkeypatch.setattr(type(engine.online), "remote", property(lambda _: True))
+    awaited = asyncio.run(engine.score_ids_async(chosen, None, 3, io))
+    blocking = engine.score_ids(chosen, None, 3)
+    assert reads  # the reads went through `io`
+    assert [type(r) for r in awaited] == [type(r) for r in blocking]
+    for got, expected in zip(awaited, blocking, strict=True):
+        if isinstance(expected, dict):
+            assert got == expected
+
+
+@pytest.mark.parametrize("value", [1e39, float("inf"), float("nan")])
+def test_what_if_refuses_numbers_the_booster_cannot_take(
+    engine: ScoringEngine, value: float
+) -> None:
+    """XGBoost scores float32: 1e39 would become inf and fail the whole call (issue 12, 1)."""
+    with pytest.raises(InvalidFeatures) as caught:
+        engine.score_features({"sales_agent_daily_stats__win_rate_all": value})
+    assert caught.value.fields == ["sales_agent_daily_stats__win_rate_all"]

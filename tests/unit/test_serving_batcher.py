@@ -1,4 +1,5 @@
-"""Concurrent requests share batches; results and errors go back to the right caller."""
+"""Concurrent requests share batches; results and errors go back to the right caller; callers
+that have gone are dropped; the event loop stays free while a batch waits on its store."""
 
 from __future__ import annotations
 
@@ -6,22 +7,24 @@ import asyncio
 import threading
 import time
 
-import pytest
-
 from serving.batcher import MicroBatcher
 
 
-@pytest.mark.parametrize("inline", [False, True])
-def test_concurrent_submissions_are_batched_in_order(inline: bool) -> None:
+def _off_loop(seconds: float) -> asyncio.Future[None]:
+    """A store read: blocking work on another thread, awaited by the batch."""
+    return asyncio.get_running_loop().run_in_executor(None, time.sleep, seconds)
+
+
+def test_concurrent_submissions_are_batched_in_order() -> None:
     seen: list[list[int]] = []
 
-    def handle(items: list[int]) -> list[int | BaseException]:
+    async def handle(items: list[int]) -> list[int | BaseException]:
         seen.append(items)
-        time.sleep(0.01)  # while this runs, the other requests queue up
+        await _off_loop(0.01)  # while this waits, the other requests queue up
         return [ValueError(f"odd {i}") if i % 2 else i * 10 for i in items]
 
     async def main() -> list[object]:
-        batcher: MicroBatcher[int, int] = MicroBatcher(handle, inline=inline)
+        batcher: MicroBatcher[int, int] = MicroBatcher(handle)
         first = asyncio.ensure_future(batcher.submit(0))
         await asyncio.sleep(0.002)  # the first batch is running: the others queue behind it
         rest = await asyncio.gather(
@@ -42,18 +45,17 @@ def test_concurrent_submissions_are_batched_in_order(inline: bool) -> None:
     assert seen[1] == list(range(1, 50))  # the rest went together
 
 
-@pytest.mark.parametrize("inline", [False, True])
-def test_a_failing_batch_fails_each_of_its_requests_and_the_next_batch_runs(inline: bool) -> None:
+def test_a_failing_batch_fails_each_of_its_requests_and_the_next_batch_runs() -> None:
     calls = {"n": 0}
 
-    def handle(items: list[str]) -> list[str]:
+    async def handle(items: list[str]) -> list[str]:
         calls["n"] += 1
         if calls["n"] == 1:
             raise ConnectionError("store down")
         return [s.upper() for s in items]
 
     async def main() -> tuple[object, str]:
-        batcher: MicroBatcher[str, str] = MicroBatcher(handle, inline=inline)
+        batcher: MicroBatcher[str, str] = MicroBatcher(handle)
         first = await asyncio.gather(batcher.submit("a"), return_exceptions=True)
         return first[0], await batcher.submit("b")
 
@@ -62,14 +64,12 @@ def test_a_failing_batch_fails_each_of_its_requests_and_the_next_batch_runs(inli
     assert recovered == "B"
 
 
-def test_batches_respect_max_items_and_run_on_one_thread() -> None:
-    threads: set[int] = set()
+def test_batches_respect_max_items() -> None:
     sizes: list[int] = []
 
-    def handle(items: list[list[int]]) -> list[int]:
-        threads.add(threading.get_ident())
+    async def handle(items: list[list[int]]) -> list[int]:
         sizes.append(sum(len(i) for i in items))
-        time.sleep(0.005)
+        await _off_loop(0.005)
         return [len(i) for i in items]
 
     async def main() -> list[int]:
@@ -80,4 +80,62 @@ def test_batches_respect_max_items_and_run_on_one_thread() -> None:
 
     assert asyncio.run(main()) == [4] * 12
     assert max(sizes) <= 10
-    assert len(threads) == 1
+
+
+def test_a_request_whose_caller_went_away_is_dropped_before_its_batch() -> None:
+    seen: list[list[int]] = []
+    gate = threading.Event()
+
+    async def handle(items: list[int]) -> list[int]:
+        seen.append(items)
+        if len(seen) == 1:  # the first batch waits until the caller below has gone
+            await asyncio.get_running_loop().run_in_executor(None, gate.wait, 5)
+        return [i * 10 for i in items]
+
+    async def main() -> tuple[int, int, bool]:
+        batcher: MicroBatcher[int, int] = MicroBatcher(handle)
+        first = asyncio.ensure_future(batcher.submit(1))
+        await asyncio.sleep(0.02)
+        gone = asyncio.ensure_future(batcher.submit(2))  # queued behind the running batch
+        kept = asyncio.ensure_future(batcher.submit(3))
+        await asyncio.sleep(0.02)
+        gone.cancel()  # its caller hung up
+        gate.set()
+        return await first, await kept, gone.cancelled()
+
+    assert asyncio.run(main()) == (10, 30, True)
+    assert seen == [[1], [3]]  # 2 was never scored
+
+
+def test_a_handler_breaking_its_contract_fails_its_batch_instead_of_hanging_it() -> None:
+    async def handle(items: list[int]) -> list[int]:
+        return items[:-1]  # one result short
+
+    async def main() -> list[object]:
+        batcher: MicroBatcher[int, int] = MicroBatcher(handle)
+        return await asyncio.gather(batcher.submit(1), return_exceptions=True)
+
+    (result,) = asyncio.run(main())
+    assert isinstance(result, RuntimeError) and "gave 0 results" in str(result)
+
+
+def test_the_loop_stays_free_while_a_batch_waits_on_its_store() -> None:
+    """While a batch's store read is stuck (a stalled PostgreSQL), /livez still answers."""
+    release = threading.Event()
+
+    async def handle(items: list[int]) -> list[int]:
+        await asyncio.get_running_loop().run_in_executor(None, release.wait, 5)
+        return items
+
+    async def main() -> float:
+        batcher: MicroBatcher[int, int] = MicroBatcher(handle)
+        stuck = asyncio.ensure_future(batcher.submit(1))
+        await asyncio.sleep(0.01)
+        started = time.perf_counter()
+        await asyncio.sleep(0.001)  # e.g. /livez: served by the loop meanwhile
+        waited = time.perf_counter() - started
+        release.set()
+        await stuck
+        return waited
+
+    assert asyncio.run(main()) < 0.05

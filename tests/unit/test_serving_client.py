@@ -9,6 +9,7 @@ from serving.client import (
     ClientError,
     InvalidRequest,
     NotFound,
+    Overloaded,
     ScoringClient,
     ServiceUnavailable,
     Unauthorized,
@@ -44,3 +45,25 @@ def test_an_unreachable_service_is_unavailable_not_a_traceback() -> None:
         assert not ready and "cannot reach" in reason
         with pytest.raises(ServiceUnavailable, match="Cannot reach"):
             client.score("X")
+
+
+def test_429_is_an_overloaded_service_with_its_retry_after_and_request_id() -> None:
+    response = httpx.Response(
+        429,
+        json={"error": "Too many requests in flight (64)", "request_id": "abc"},
+        headers={"Retry-After": "2", "X-Request-ID": "abc"},
+    )
+    error = _error_for(response)
+    assert isinstance(error, Overloaded) and isinstance(error, ServiceUnavailable)
+    assert error.retry_after == 2.0 and error.request_id == "abc" and error.status == 429
+
+
+def test_ready_reports_the_public_reason() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, json={"error": "not ready", "request_id": "r1"})
+
+    with ScoringClient("http://scorer") as client:
+        client._http = httpx.Client(
+            base_url="http://scorer", transport=httpx.MockTransport(handler)
+        )
+        assert client.ready() == (False, "not ready")
