@@ -22,11 +22,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-import psutil
 
 from infra.errors import CRMError
 from infra.processes import (
@@ -105,33 +103,8 @@ def running(
     finally:
         with _signals_ignored():  # a second Ctrl-C or SIGTERM must not cut the clean-up short
             for app, process in reversed(started):
-                stop_tree(process.pid)
+                stop_group(process.pid, grace_s=20)
                 on_event(f"{app.name} stopped")
-
-
-def stop_tree(pid: int, grace_s: float = 20) -> None:
-    """Stop the process group `pid` leads and every process it started, even those that left
-    the group (a BentoML worker has a session of its own): SIGTERM, then SIGKILL after
-    `grace_s`."""
-    descendants: list[psutil.Process] = []
-    with suppress(psutil.Error):
-        descendants = psutil.Process(pid).children(recursive=True)
-    stop_group(pid, grace_s=grace_s)
-    left = [p for p in descendants if _running(p)]
-    for process in left:
-        with suppress(psutil.Error):
-            process.terminate()
-    _, alive = psutil.wait_procs(left, timeout=grace_s)
-    for process in alive:
-        with suppress(psutil.Error):
-            process.kill()
-    psutil.wait_procs(alive, timeout=5)
-
-
-def _running(process: psutil.Process) -> bool:
-    with suppress(psutil.Error):
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    return False
 
 
 @contextmanager

@@ -146,13 +146,24 @@ def group_alive(pgid: int) -> bool:
 
 
 def stop_group(pgid: int, grace_s: float) -> bool:
-    """SIGTERM the process group `pgid`, wait `grace_s` (SeaweedFS takes ~15 s), then SIGKILL.
+    """SIGTERM the process group `pgid`, wait `grace_s` (SeaweedFS takes ~15 s), then SIGKILL;
+    then the same for any descendant that left the group.
 
     The group, not the PID: servers fork workers (gunicorn, uvicorn, BentoML's runners) that a
     signal to the leader alone would orphan. Every process we start gets a session of its own,
-    so its group is exactly what it started. Returns whether nothing of the group still runs;
-    callers that need more (closed ports) check that themselves.
+    so its group is what it started — except workers that call setsid themselves (BentoML's),
+    which are found as descendants before the group is signalled. Returns whether nothing of
+    the group still runs; callers that need more (closed ports) check that themselves.
     """
+    descendants: list[psutil.Process] = []
+    with suppress(psutil.Error):
+        descendants = psutil.Process(pgid).children(recursive=True)
+    gone = _stop_signalled_group(pgid, grace_s)
+    _stop_processes([p for p in descendants if _running(p)], grace_s)
+    return gone
+
+
+def _stop_signalled_group(pgid: int, grace_s: float) -> bool:
     if not _signal_group(pgid, signal.SIGTERM):
         return True
     if _wait_group_gone(pgid, grace_s, interval_s=0.25):
@@ -160,6 +171,24 @@ def stop_group(pgid: int, grace_s: float) -> bool:
     if not _signal_group(pgid, signal.SIGKILL):
         return True
     return _wait_group_gone(pgid, KILL_WAIT_S, interval_s=0.1)
+
+
+def _stop_processes(processes: list[psutil.Process], grace_s: float) -> None:
+    """Terminate, wait `grace_s`, kill: for processes outside the group (their own sessions)."""
+    for process in processes:
+        with suppress(psutil.Error):
+            process.terminate()
+    _, alive = psutil.wait_procs(processes, timeout=grace_s)
+    for process in alive:
+        with suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(alive, timeout=KILL_WAIT_S)
+
+
+def _running(process: psutil.Process) -> bool:
+    with suppress(psutil.Error):
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    return False
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> bool:

@@ -16,11 +16,9 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import psutil
 
 from bench.reliability.tcp_proxy import free_port
 from infra.processes import ProcessExited, WaitTimeout, start_group, stop_group, wait_http
@@ -41,7 +39,7 @@ class ScorerProcess:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-tail:])
 
     def stop(self) -> None:
-        stop_tree(self.process)
+        stop_group(self.process.pid, grace_s=20)  # its workers too, in their own sessions
 
 
 @dataclass(frozen=True)
@@ -73,25 +71,3 @@ class Context:
             yield scorer
         finally:
             scorer.stop()
-
-
-def stop_tree(process: subprocess.Popen[bytes], grace_s: float = 20) -> None:
-    """Stop `process`'s group and every process it started, even those that left the group."""
-    descendants: list[psutil.Process] = []
-    with suppress(psutil.Error):
-        descendants = psutil.Process(process.pid).children(recursive=True)
-    stop_group(process.pid, grace_s=grace_s)
-    left = [p for p in descendants if _running(p)]
-    for child in left:
-        with suppress(psutil.Error):
-            child.terminate()
-    _, alive = psutil.wait_procs(left, timeout=grace_s)
-    for child in alive:
-        with suppress(psutil.Error):
-            child.kill()
-
-
-def _running(process: psutil.Process) -> bool:
-    with suppress(psutil.Error):
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    return False

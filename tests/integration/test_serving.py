@@ -24,9 +24,8 @@ import psutil
 import pytest
 import xgboost as xgb
 
-from bench.reliability.context import stop_tree
 from bench.reliability.tcp_proxy import TcpProxy
-from infra.processes import WaitTimeout, start_group, wait_until
+from infra.processes import WaitTimeout, start_group, stop_group, wait_until
 from infra.settings import Settings
 from serving.client import InvalidRequest, NotFound, ScoringClient, ServiceUnavailable, Unauthorized
 from tests.support.cli import ROOT
@@ -75,7 +74,7 @@ class Service:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            stop_tree(self.process)  # BentoML's worker has a session of its own
+            stop_group(self.process.pid, grace_s=20)  # its worker too (own session)
 
 
 @pytest.fixture(scope="module")

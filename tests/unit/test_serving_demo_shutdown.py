@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psutil
 
-from infra.processes import port_open, wait_until
+from infra.processes import port_open, stop_group, wait_until
 from tests.support.cli import ROOT
 from tests.support.servers import free_port
 
@@ -116,11 +116,9 @@ def test_repeated_sigterm_stops_every_server_and_its_worker(tmp_path: Path) -> N
     assert _ours(marker) == []
 
 
-def test_stop_tree_stops_a_worker_in_its_own_session_when_the_leader_just_dies(
+def test_stop_group_stops_a_worker_in_its_own_session_when_the_leader_just_dies(
     tmp_path: Path,
 ) -> None:
-    from crm.demo import stop_tree
-
     leader = tmp_path / "leader.py"
     leader.write_text(LEADER)
     port = free_port()
@@ -131,7 +129,7 @@ def test_stop_tree_stops_a_worker_in_its_own_session_when_the_leader_just_dies(
     )
     try:
         wait_until(lambda: port_open(port), timeout_s=30, what="the worker's port")
-        stop_tree(process.pid, grace_s=5)
+        stop_group(process.pid, grace_s=5)
         process.wait(timeout=5)
         assert not port_open(port)
         assert _ours(marker) == []
