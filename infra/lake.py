@@ -713,19 +713,23 @@ def s3_filesystem(settings: Settings) -> pafs.S3FileSystem:
     )
 
 
-def s3_client(settings: Settings) -> Any:
-    """A boto3 client for the lake's conditional writes; like `s3_filesystem`, no SDK retries."""
+def s3_client(settings: Settings, *, connect_timeout: float = 5, read_timeout: float = 30) -> Any:
+    """A boto3 client with no SDK retries: its caller owns the retry budget (the lake's
+    conditional writes here; the stack's health checks and bucket set-up)."""
     import boto3
     from botocore.config import Config
 
     configure_s3_environment()
+    config = Config(
+        connect_timeout=connect_timeout, read_timeout=read_timeout, retries={"max_attempts": 1}
+    )
     return boto3.client(
         "s3",
         endpoint_url=settings.s3_endpoint_url,
         aws_access_key_id=settings.secret("s3_access_key_id"),
         aws_secret_access_key=settings.secret("s3_secret_access_key"),
         region_name=settings.s3_region,
-        config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 1}),
+        config=config,
     )
 
 

@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     # a request waits at most this long, and is tried again this many times (backoff 1, 2, 4 s).
     mlflow_request_timeout_s: int = Field(default=10, ge=1)
     mlflow_request_retries: int = Field(default=3, ge=0)
+    # Every libpq connection (Feast's SQL registry, MLflow's and Prefect's clients) gives up
+    # connecting after this long instead of waiting on the OS.
+    pg_connect_timeout_s: int = Field(default=5, ge=2)
 
     # --- Local stack ports (SeaweedFS's own defaults collide with common services) -------------
     weed_master_port: int = 9333
@@ -152,9 +155,6 @@ class Settings(BaseSettings):
         default=1.0,
         gt=0,
         description="Longest online-store read (statement timeout and deadline); then 503.",
-    )
-    serving_mlflow_timeout: float = Field(
-        default=10.0, gt=0, description="HTTP timeout of the scorer's MLflow calls (s)."
     )
 
     # --- Model registry -----------------------------------------------------------------------
@@ -330,6 +330,7 @@ class Settings(BaseSettings):
         env["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(self.mlflow_request_timeout_s)
         env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(self.mlflow_request_retries)
         env["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
+        env["PGCONNECT_TIMEOUT"] = str(self.pg_connect_timeout_s)
         if self.prefect_api_url:
             env["PREFECT_API_URL"] = self.prefect_api_url
         return env

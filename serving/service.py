@@ -13,14 +13,13 @@ Settings (`infra/settings.py`, from the environment or `.env`): the profile's `C
 `CRM_API_TOKEN` (bearer token on the scoring routes), `CRM_SERVING_ACCESS_LOG` (off: it costs
 ~40% of throughput), `CRM_SERVING_RETRY_SECONDS`, `CRM_SERVING_REFRESH_SECONDS`,
 `CRM_SERVING_QUEUE_LIMIT`, `CRM_SERVING_MAX_BODY_BYTES`, `CRM_SERVING_STORE_CONNECT_TIMEOUT`,
-`CRM_SERVING_STORE_TIMEOUT`, `CRM_SERVING_MLFLOW_TIMEOUT`.
+`CRM_SERVING_STORE_TIMEOUT`; MLflow and libpq timeouts come with the profile's environment
+(`CRM_MLFLOW_REQUEST_TIMEOUT_S`, `CRM_PG_CONNECT_TIMEOUT_S`).
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import os
 from contextlib import suppress
 from pathlib import Path
 from typing import Annotated, Any, cast
@@ -193,21 +192,6 @@ def _limits(settings: Settings) -> Limits:
     )
 
 
-def _bound_network_calls(settings: Settings) -> None:
-    """Timeouts for the clients this process uses through libraries (values exported win).
-
-    MLflow (model loads, the champion refresh): HTTP timeout and few retries instead of its
-    120 s x 7. libpq (Feast's SQL registry): a connect timeout instead of none. The online
-    store's own connection has its timeouts set in `serving.online`.
-    """
-    timeout = str(math.ceil(settings.serving_mlflow_timeout))
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", timeout)
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault(
-        "PGCONNECT_TIMEOUT", str(math.ceil(settings.serving_store_connect_timeout))
-    )
-
-
 def _started_in() -> Path | None:
     """The directory `bentoml serve` was started in, seen from one of its workers (BentoML runs
     them in the working dir, `--working-dir`, instead)."""
@@ -248,7 +232,6 @@ class Scorer:
 
         settings = scorer_settings()
         prepare_process(settings)
-        _bound_network_calls(settings)
         state = ServingState.from_settings(settings)
         _Holder.state = state
         state.start()

@@ -115,9 +115,8 @@ def train(
     """
     config = config or TrainingConfig()
     started = time.perf_counter()
-    if config.track:
-        # Fail before minutes of training when the tracking server is down (RegistryUnavailable).
-        tracking.configure(settings)
+    if config.track:  # fail before minutes of training when the tracking server is down
+        tracking.ensure_reachable(settings)
     # BLAS/OpenMP threads beyond n_jobs only fight each other on a shared machine.
     with threadpool_limits(limits=config.n_jobs):
         report = _train(settings, config, examples, snapshot, lineage)

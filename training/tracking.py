@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
+from mlflow.tracking import MlflowClient
 
 from infra.lake import configure_s3_environment
 from infra.settings import Settings
@@ -43,6 +44,17 @@ def configure(settings: Settings, experiment: str = EXPERIMENT) -> str:
         return mlflow.create_experiment(experiment, artifact_location=location)
     except REGISTRY_ERRORS as exc:  # a server that is down: nothing is logged or registered
         raise registry_error(settings, f"open experiment {experiment}", exc) from exc
+
+
+def ensure_reachable(settings: Settings) -> None:
+    """A read-only request to a tracking *server* (RegistryUnavailable if it does not answer);
+    nothing for a local SQLite store, which cannot be down and must not be created early."""
+    if not settings.tracking_uri.startswith(("http://", "https://")):
+        return
+    try:
+        MlflowClient(tracking_uri=settings.tracking_uri).search_experiments(max_results=1)
+    except REGISTRY_ERRORS as exc:
+        raise registry_error(settings, "answer before training", exc) from exc
 
 
 def flat_params(prefix: str, values: dict[str, Any]) -> dict[str, str]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from infra.lake import configure_s3_environment
+from infra.lake import s3_client as lake_s3_client
 from infra.settings import Settings
 from infra.stack.errors import StackError
 
@@ -92,18 +92,8 @@ def ensure_databases(settings: Settings) -> None:
 # --- S3 (SeaweedFS) ---------------------------------------------------------------------------
 def s3_client(settings: Settings) -> S3Client:
     """A boto3 client that fails fast: callers decide whether and how long to retry."""
-    import boto3
-    from botocore.config import Config
-
-    configure_s3_environment()
-    return boto3.client(
-        "s3",
-        endpoint_url=settings.s3_endpoint_url,
-        aws_access_key_id=settings.secret("s3_access_key_id"),
-        aws_secret_access_key=settings.secret("s3_secret_access_key"),
-        region_name=settings.s3_region,
-        config=Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 1}),
-    )
+    client: S3Client = lake_s3_client(settings, connect_timeout=2, read_timeout=5)
+    return client
 
 
 def s3_answers(settings: Settings) -> bool:
