@@ -80,6 +80,7 @@ def test_services_of_the_stack_are_all_there(compose: dict[str, Any]) -> None:
         "postgres",
         "mlflow",
         "prefect-server",
+        "register-deployments",
         "prefect-worker",
         "pipeline",
         "scorer",
@@ -232,11 +233,37 @@ def test_dockerignore_keeps_secrets_state_and_history_out_of_images() -> None:
     assert "!.env.example" in patterns  # the example is no secret
 
 
+ONE_SHOTS = {"create-buckets", "register-deployments", "pipeline"}
+
+
 def test_long_running_services_have_healthchecks(compose: dict[str, Any]) -> None:
-    one_shots = {"create-buckets", "pipeline"}
     for name, service in compose["services"].items():
-        if name not in one_shots:
+        if name not in ONE_SHOTS:
             assert "healthcheck" in service, name
+
+
+def test_long_running_services_restart_within_resource_limits(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        if name in ONE_SHOTS:
+            assert service["restart"] == "no", name
+            continue
+        assert service["restart"] == "unless-stopped", name
+        limits = service["deploy"]["resources"]["limits"]
+        assert float(limits["cpus"]) >= 1 and limits["memory"].endswith("g"), name
+
+
+def test_deployments_are_registered_inside_the_compose_path(compose: dict[str, Any]) -> None:
+    """`crm deploy` runs in the image (the deployments' working directory is the image's code
+    path, which the worker shares); the worker starts only once they are registered."""
+    services = compose["services"]
+    register = services["register-deployments"]
+    assert register["command"] == "crm deploy"
+    assert register["image"] == services["prefect-worker"]["image"]
+    assert register["depends_on"]["prefect-server"]["condition"] == "service_healthy"
+    worker_needs = services["prefect-worker"]["depends_on"]["register-deployments"]
+    assert worker_needs["condition"] == "service_completed_successfully"
+    dockerfile = (ROOT / "infra" / "docker" / "app.Dockerfile").read_text()
+    assert "WORKDIR /app" in dockerfile  # PROJECT_ROOT inside the image: crm deploy's directory
 
 
 def test_every_variable_is_a_setting_or_documented() -> None:
