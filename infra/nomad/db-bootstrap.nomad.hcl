@@ -26,8 +26,6 @@ job "crm-db-bootstrap" {
   type = "batch"
 
   group "bootstrap" {
-    count = 1
-
     restart {
       attempts = 2
       interval = "10m"

@@ -16,8 +16,6 @@ job "crm-deploy" {
   type = "batch"
 
   group "deploy" {
-    count = 1
-
     # The Prefect server may still be starting: a few tries, then the job fails visibly.
     restart {
       attempts = 3

@@ -13,18 +13,13 @@ variable "image" {
 job "crm-explorer" {
   type = "service"
 
+  # Otherwise Nomad's defaults: one allocation at a time, healthy once its checks pass for 10s,
+  # within 5m, the whole deployment within 10m.
   update {
-    max_parallel      = 1
-    health_check      = "checks"
-    min_healthy_time  = "10s"
-    healthy_deadline  = "5m"
-    progress_deadline = "10m"
-    auto_revert       = true
+    auto_revert = true
   }
 
   group "explorer" {
-    count = 1
-
     network {
       # Static: the load balancer's target group forwards explorer.<domain> to this port.
       port "http" {
@@ -68,7 +63,6 @@ job "crm-explorer" {
         EOT
         destination = "secrets/crm.env"
         env         = true
-        change_mode = "restart"
       }
 
       resources {

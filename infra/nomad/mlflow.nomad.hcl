@@ -19,18 +19,13 @@ variable "domain" {
 job "crm-mlflow" {
   type = "service"
 
+  # Otherwise Nomad's defaults: one allocation at a time, healthy once its checks pass for 10s,
+  # within 5m, the whole deployment within 10m.
   update {
-    max_parallel      = 1
-    health_check      = "checks"
-    min_healthy_time  = "10s"
-    healthy_deadline  = "5m"
-    progress_deadline = "10m"
-    auto_revert       = true
+    auto_revert = true
   }
 
   group "mlflow" {
-    count = 1
-
     network {
       # Static: the load balancer's target group forwards mlflow.<domain> to this port.
       port "http" {
@@ -74,7 +69,6 @@ job "crm-mlflow" {
         EOT
         destination = "secrets/crm.env"
         env         = true
-        change_mode = "restart"
       }
 
       env {

@@ -15,16 +15,14 @@ variable "image" {
 job "crm-prefect-worker" {
   type = "service"
 
+  # No service, so no checks: healthy once running for 30s. Otherwise Nomad's defaults: one
+  # allocation at a time, within 5m, the whole deployment within 10m.
   update {
-    max_parallel     = 1
     min_healthy_time = "30s"
-    healthy_deadline = "5m"
     auto_revert      = true
   }
 
   group "worker" {
-    count = 1
-
     restart {
       attempts = 3
       interval = "5m"
@@ -48,7 +46,6 @@ job "crm-prefect-worker" {
         EOT
         destination = "secrets/crm.env"
         env         = true
-        change_mode = "restart"
       }
 
       # Training runs here: the largest task of the platform.

@@ -20,10 +20,8 @@ variable "instances" {
 job "crm-scorer" {
   type = "service"
 
+  # Otherwise Nomad's defaults: one allocation at a time, healthy once its checks pass for 10s.
   update {
-    max_parallel      = 1
-    health_check      = "checks"
-    min_healthy_time  = "10s"
     healthy_deadline  = "10m"
     progress_deadline = "15m"
     auto_revert       = true
@@ -83,7 +81,6 @@ job "crm-scorer" {
         EOT
         destination = "secrets/crm.env"
         env         = true
-        change_mode = "restart"
       }
 
       resources {

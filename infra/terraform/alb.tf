@@ -8,18 +8,19 @@ resource "aws_lb" "main" {
   name                       = local.name
   internal                   = true
   load_balancer_type         = "application"
-  subnets                    = aws_subnet.private[*].id
+  subnets                    = local.subnet_ids.private
   security_groups            = [aws_security_group.alb.id]
   drop_invalid_header_fields = true
   enable_deletion_protection = var.deletion_protection
 
   access_logs {
-    bucket  = aws_s3_bucket.logs.id
+    bucket  = module.logs_bucket.bucket
     prefix  = "alb"
     enabled = true
   }
 
-  depends_on = [aws_s3_bucket_policy.logs]
+  # The bucket's policy must admit the load balancer's log delivery first.
+  depends_on = [module.logs_bucket]
 }
 
 resource "aws_lb_target_group" "services" {

@@ -4,76 +4,56 @@
 # nodes have an instance role for what the host itself does (join the cluster, pull images, read
 # the gossip key, SSM sessions); containers cannot reach it (metadata hop limit 1, nomad.tf).
 
-# --- The application: the lake and MLflow's artifacts ----------------------------------------
-resource "aws_iam_group" "app" {
-  name = "${local.name}-app"
-}
-
-resource "aws_iam_group_policy" "app" {
-  name   = "lake-and-artifacts"
-  group  = aws_iam_group.app.name
-  policy = data.aws_iam_policy_document.buckets["app"].json
-}
-
-resource "aws_iam_user" "app" {
-  #checkov:skip=CKV_AWS_273:The prod profile requires static S3 keys (CRM_S3_*); the user is a workload identity with no console access, limited by its group to two buckets.
-  name = "${local.name}-app"
-}
-
-resource "aws_iam_user_group_membership" "app" {
-  user   = aws_iam_user.app.name
-  groups = [aws_iam_group.app.name]
-}
-
-resource "aws_iam_access_key" "app" {
-  user = aws_iam_user.app.name
-}
-
-# --- The MLflow server: its artifacts bucket only --------------------------------------------
-resource "aws_iam_group" "mlflow" {
-  name = "${local.name}-mlflow"
-}
-
-resource "aws_iam_group_policy" "mlflow" {
-  name   = "artifacts"
-  group  = aws_iam_group.mlflow.name
-  policy = data.aws_iam_policy_document.buckets["mlflow"].json
-}
-
-resource "aws_iam_user" "mlflow" {
-  #checkov:skip=CKV_AWS_273:The MLflow server's artifact proxy takes static keys (infra/docker/mlflow_server.py); a workload identity with no console access, limited to one bucket.
-  name = "${local.name}-mlflow"
-}
-
-resource "aws_iam_user_group_membership" "mlflow" {
-  user   = aws_iam_user.mlflow.name
-  groups = [aws_iam_group.mlflow.name]
-}
-
-resource "aws_iam_access_key" "mlflow" {
-  user = aws_iam_user.mlflow.name
-}
-
+# --- Workload users: the application (lake and artifacts) and the MLflow server (artifacts) ----
 locals {
-  bucket_access = {
-    app    = [aws_s3_bucket.data["lake"].arn, aws_s3_bucket.data["mlflow"].arn]
-    mlflow = [aws_s3_bucket.data["mlflow"].arn]
+  workload_users = {
+    app    = { policy = "lake-and-artifacts", buckets = ["lake", "mlflow"] }
+    mlflow = { policy = "artifacts", buckets = ["mlflow"] }
   }
 }
 
+resource "aws_iam_group" "workload" {
+  for_each = local.workload_users
+  name     = "${local.name}-${each.key}"
+}
+
+resource "aws_iam_group_policy" "workload" {
+  for_each = local.workload_users
+  name     = each.value.policy
+  group    = aws_iam_group.workload[each.key].name
+  policy   = data.aws_iam_policy_document.buckets[each.key].json
+}
+
+resource "aws_iam_user" "workload" {
+  #checkov:skip=CKV_AWS_273:The prod profile (CRM_S3_*) and the MLflow server's artifact proxy (infra/docker/mlflow_server.py) take static S3 keys; each user is a workload identity with no console access, limited by its group to its own buckets.
+  for_each = local.workload_users
+  name     = "${local.name}-${each.key}"
+}
+
+resource "aws_iam_user_group_membership" "workload" {
+  for_each = local.workload_users
+  user     = aws_iam_user.workload[each.key].name
+  groups   = [aws_iam_group.workload[each.key].name]
+}
+
+resource "aws_iam_access_key" "workload" {
+  for_each = local.workload_users
+  user     = aws_iam_user.workload[each.key].name
+}
+
 data "aws_iam_policy_document" "buckets" {
-  for_each = local.bucket_access
+  for_each = local.workload_users
 
   statement {
     sid       = "ListOwnBuckets"
     actions   = ["s3:ListBucket", "s3:GetBucketLocation"]
-    resources = each.value
+    resources = [for bucket in each.value.buckets : module.data_bucket[bucket].arn]
   }
 
   statement {
     sid       = "ReadWriteObjects"
     actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
-    resources = [for arn in each.value : "${arn}/*"]
+    resources = [for bucket in each.value.buckets : "${module.data_bucket[bucket].arn}/*"]
   }
 
   statement {
@@ -90,36 +70,26 @@ data "aws_iam_policy_document" "buckets" {
 }
 
 # --- The Nomad nodes ------------------------------------------------------------------------
-resource "aws_iam_role" "nodes" {
-  name               = "${local.name}-nomad-node"
-  assume_role_policy = data.aws_iam_policy_document.nodes_assume.json
-}
-
-data "aws_iam_policy_document" "nodes_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["ec2.amazonaws.com"]
-    }
-  }
+module "nodes_role" {
+  source  = "./modules/service_role"
+  name    = "${local.name}-nomad-node"
+  service = "ec2.amazonaws.com"
 }
 
 resource "aws_iam_instance_profile" "nodes" {
   name = "${local.name}-nomad-node"
-  role = aws_iam_role.nodes.name
+  role = module.nodes_role.name
 }
 
 # Session Manager: shells and port forwarding to the Nomad API without SSH or an open port.
 resource "aws_iam_role_policy_attachment" "nodes_ssm" {
-  role       = aws_iam_role.nodes.name
+  role       = module.nodes_role.name
   policy_arn = "arn:${local.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
 }
 
 resource "aws_iam_role_policy" "nodes" {
   name   = "nomad-node"
-  role   = aws_iam_role.nodes.id
+  role   = module.nodes_role.name
   policy = data.aws_iam_policy_document.nodes.json
 }
 
@@ -137,18 +107,6 @@ data "aws_iam_policy_document" "nodes" {
     resources = [aws_secretsmanager_secret.main["nomad/gossip-key"].arn]
   }
 
-  statement {
-    sid       = "DecryptGossipKey"
-    actions   = ["kms:Decrypt"]
-    resources = [aws_kms_key.main.arn]
-
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = ["secretsmanager.${var.region}.amazonaws.com"]
-    }
-  }
-
   # The Docker driver pulls the project's images with the ECR credential helper.
   statement {
     sid       = "EcrLogin"
@@ -162,15 +120,19 @@ data "aws_iam_policy_document" "nodes" {
     resources = [for repository in aws_ecr_repository.images : repository.arn]
   }
 
+  # The environment's key, only as Secrets Manager (the gossip key) and ECR (image layers) use it.
   statement {
-    sid       = "EcrDecryptLayers"
+    sid       = "DecryptGossipKeyAndLayers"
     actions   = ["kms:Decrypt"]
     resources = [aws_kms_key.main.arn]
 
     condition {
       test     = "StringEquals"
       variable = "kms:ViaService"
-      values   = ["ecr.${var.region}.amazonaws.com"]
+      values = [
+        "secretsmanager.${var.region}.amazonaws.com",
+        "ecr.${var.region}.amazonaws.com",
+      ]
     }
   }
 }

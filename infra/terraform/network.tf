@@ -21,32 +21,38 @@ resource "aws_internet_gateway" "main" {
   tags   = { Name = local.name }
 }
 
-resource "aws_subnet" "public" {
-  count                   = length(local.azs)
+# Each tier takes a /20 per zone from its own block of four: public 0-3, private 4-7, database 8-11.
+# Private subnets each have their zone's route table (out through a NAT gateway); the public and
+# database tiers share one table per tier.
+locals {
+  subnet_tiers = { public = 0, private = 4, database = 8 }
+
+  subnets = merge([
+    for tier, offset in local.subnet_tiers : {
+      for index, az in local.azs : "${tier}-${az}" => {
+        tier        = tier
+        az          = az
+        cidr        = cidrsubnet(var.vpc_cidr, 4, offset + index)
+        route_table = tier == "private" ? "${tier}-${az}" : tier
+      }
+    }
+  ]...)
+
+  # Each tier's subnet ids, in the order of the zones.
+  subnet_ids = {
+    for tier in keys(local.subnet_tiers) :
+    tier => [for az in local.azs : aws_subnet.main["${tier}-${az}"].id]
+  }
+}
+
+resource "aws_subnet" "main" {
+  for_each                = local.subnets
   vpc_id                  = aws_vpc.main.id
-  availability_zone       = local.azs[count.index]
-  cidr_block              = cidrsubnet(var.vpc_cidr, 4, count.index)
+  availability_zone       = each.value.az
+  cidr_block              = each.value.cidr
   map_public_ip_on_launch = false
 
-  tags = { Name = "${local.name}-public-${local.azs[count.index]}", Tier = "public" }
-}
-
-resource "aws_subnet" "private" {
-  count             = length(local.azs)
-  vpc_id            = aws_vpc.main.id
-  availability_zone = local.azs[count.index]
-  cidr_block        = cidrsubnet(var.vpc_cidr, 4, 4 + count.index)
-
-  tags = { Name = "${local.name}-private-${local.azs[count.index]}", Tier = "private" }
-}
-
-resource "aws_subnet" "database" {
-  count             = length(local.azs)
-  vpc_id            = aws_vpc.main.id
-  availability_zone = local.azs[count.index]
-  cidr_block        = cidrsubnet(var.vpc_cidr, 4, 8 + count.index)
-
-  tags = { Name = "${local.name}-database-${local.azs[count.index]}", Tier = "database" }
+  tags = { Name = "${local.name}-${each.key}", Tier = each.value.tier }
 }
 
 resource "aws_eip" "nat" {
@@ -60,56 +66,35 @@ resource "aws_eip" "nat" {
 resource "aws_nat_gateway" "main" {
   count         = local.nat_count
   allocation_id = aws_eip.nat[count.index].id
-  subnet_id     = aws_subnet.public[count.index].id
+  subnet_id     = local.subnet_ids.public[count.index]
   tags          = { Name = "${local.name}-${count.index}" }
 }
 
-resource "aws_route_table" "public" {
-  vpc_id = aws_vpc.main.id
-  tags   = { Name = "${local.name}-public" }
+# The public table routes to the internet gateway, each private one to its NAT gateway; the
+# database tier's table has only the VPC's local route.
+resource "aws_route_table" "main" {
+  for_each = toset([for subnet in local.subnets : subnet.route_table])
+  vpc_id   = aws_vpc.main.id
+  tags     = { Name = "${local.name}-${each.key}" }
+}
+
+resource "aws_route_table_association" "main" {
+  for_each       = local.subnets
+  subnet_id      = aws_subnet.main[each.key].id
+  route_table_id = aws_route_table.main[each.value.route_table].id
 }
 
 resource "aws_route" "public_internet" {
-  route_table_id         = aws_route_table.public.id
+  route_table_id         = aws_route_table.main["public"].id
   destination_cidr_block = "0.0.0.0/0"
   gateway_id             = aws_internet_gateway.main.id
 }
 
-resource "aws_route_table_association" "public" {
-  count          = length(local.azs)
-  subnet_id      = aws_subnet.public[count.index].id
-  route_table_id = aws_route_table.public.id
-}
-
-resource "aws_route_table" "private" {
-  count  = length(local.azs)
-  vpc_id = aws_vpc.main.id
-  tags   = { Name = "${local.name}-private-${local.azs[count.index]}" }
-}
-
 resource "aws_route" "private_nat" {
   count                  = length(local.azs)
-  route_table_id         = aws_route_table.private[count.index].id
+  route_table_id         = aws_route_table.main["private-${local.azs[count.index]}"].id
   destination_cidr_block = "0.0.0.0/0"
   nat_gateway_id         = aws_nat_gateway.main[var.single_nat_gateway ? 0 : count.index].id
-}
-
-resource "aws_route_table_association" "private" {
-  count          = length(local.azs)
-  subnet_id      = aws_subnet.private[count.index].id
-  route_table_id = aws_route_table.private[count.index].id
-}
-
-# The database tier's table has only the VPC's local route.
-resource "aws_route_table" "database" {
-  vpc_id = aws_vpc.main.id
-  tags   = { Name = "${local.name}-database" }
-}
-
-resource "aws_route_table_association" "database" {
-  count          = length(local.azs)
-  subnet_id      = aws_subnet.database[count.index].id
-  route_table_id = aws_route_table.database.id
 }
 
 # S3 traffic (the lake, artifacts, ECR layers) stays on AWS's network and skips the NAT bill.
@@ -117,7 +102,7 @@ resource "aws_vpc_endpoint" "s3" {
   vpc_id            = aws_vpc.main.id
   service_name      = "com.amazonaws.${var.region}.s3"
   vpc_endpoint_type = "Gateway"
-  route_table_ids   = aws_route_table.private[*].id
+  route_table_ids   = [for az in local.azs : aws_route_table.main["private-${az}"].id]
   tags              = { Name = "${local.name}-s3" }
 }
 
@@ -132,34 +117,19 @@ resource "aws_flow_log" "main" {
   vpc_id          = aws_vpc.main.id
   traffic_type    = "ALL"
   log_destination = aws_cloudwatch_log_group.flow_logs.arn
-  iam_role_arn    = aws_iam_role.flow_logs.arn
+  iam_role_arn    = module.flow_logs_role.arn
 }
 
-resource "aws_iam_role" "flow_logs" {
-  name               = "${local.name}-flow-logs"
-  assume_role_policy = data.aws_iam_policy_document.flow_logs_assume.json
-}
-
-data "aws_iam_policy_document" "flow_logs_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["vpc-flow-logs.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-  }
+module "flow_logs_role" {
+  source         = "./modules/service_role"
+  name           = "${local.name}-flow-logs"
+  service        = "vpc-flow-logs.amazonaws.com"
+  source_account = local.account_id
 }
 
 resource "aws_iam_role_policy" "flow_logs" {
   name   = "write-flow-logs"
-  role   = aws_iam_role.flow_logs.id
+  role   = module.flow_logs_role.name
   policy = data.aws_iam_policy_document.flow_logs.json
 }
 
@@ -187,61 +157,10 @@ resource "aws_vpc_security_group_ingress_rule" "alb_https" {
   cidr_ipv4         = each.value
 }
 
-resource "aws_vpc_security_group_egress_rule" "alb_to_nodes" {
-  for_each                     = local.services
-  security_group_id            = aws_security_group.alb.id
-  description                  = "${each.key} on the Nomad nodes"
-  ip_protocol                  = "tcp"
-  from_port                    = each.value.port
-  to_port                      = each.value.port
-  referenced_security_group_id = aws_security_group.nodes.id
-}
-
 resource "aws_security_group" "nodes" {
   name        = "${local.name}-nomad-nodes"
   description = "Nomad nodes: the services' ports from the load balancer, Nomad between nodes"
   vpc_id      = aws_vpc.main.id
-}
-
-resource "aws_vpc_security_group_ingress_rule" "nodes_from_alb" {
-  for_each                     = local.services
-  security_group_id            = aws_security_group.nodes.id
-  description                  = "${each.key} from the load balancer"
-  ip_protocol                  = "tcp"
-  from_port                    = each.value.port
-  to_port                      = each.value.port
-  referenced_security_group_id = aws_security_group.alb.id
-}
-
-# Nomad's HTTP API (4646), RPC (4647) and Serf gossip (4648 TCP and UDP) between nodes only;
-# operators reach the API through an SSM port-forwarding session, never a public port.
-resource "aws_vpc_security_group_ingress_rule" "nodes_nomad" {
-  for_each                     = toset(["tcp", "udp"])
-  security_group_id            = aws_security_group.nodes.id
-  description                  = "Nomad ${each.value} between nodes"
-  ip_protocol                  = each.value
-  from_port                    = each.value == "tcp" ? 4646 : 4648
-  to_port                      = 4648
-  referenced_security_group_id = aws_security_group.nodes.id
-}
-
-resource "aws_vpc_security_group_egress_rule" "nodes_nomad" {
-  for_each                     = toset(["tcp", "udp"])
-  security_group_id            = aws_security_group.nodes.id
-  description                  = "Nomad ${each.value} between nodes"
-  ip_protocol                  = each.value
-  from_port                    = each.value == "tcp" ? 4646 : 4648
-  to_port                      = 4648
-  referenced_security_group_id = aws_security_group.nodes.id
-}
-
-resource "aws_vpc_security_group_egress_rule" "nodes_postgres" {
-  security_group_id            = aws_security_group.nodes.id
-  description                  = "PostgreSQL on RDS"
-  ip_protocol                  = "tcp"
-  from_port                    = 5432
-  to_port                      = 5432
-  referenced_security_group_id = aws_security_group.db.id
 }
 
 # HTTPS out: AWS APIs (S3, ECR, Secrets Manager, SSM), the services' own names through the load
@@ -262,11 +181,68 @@ resource "aws_security_group" "db" {
   vpc_id      = aws_vpc.main.id
 }
 
-resource "aws_vpc_security_group_ingress_rule" "db_from_nodes" {
-  security_group_id            = aws_security_group.db.id
-  description                  = "PostgreSQL from the Nomad nodes"
-  ip_protocol                  = "tcp"
-  from_port                    = 5432
-  to_port                      = 5432
-  referenced_security_group_id = aws_security_group.nodes.id
+# Traffic between the groups is allowed at both ends: an egress rule on the source group and an
+# ingress rule on the destination group. Nomad's HTTP API (4646), RPC (4647) and Serf gossip (4648
+# TCP and UDP) run between nodes only; operators reach the API through an SSM port-forwarding
+# session, never a public port.
+locals {
+  security_groups = {
+    alb   = aws_security_group.alb.id
+    nodes = aws_security_group.nodes.id
+    db    = aws_security_group.db.id
+  }
+
+  group_flows = merge(
+    {
+      for service, config in local.services : "alb-to-nodes-${service}" => {
+        from     = "alb"
+        to       = "nodes"
+        protocol = "tcp"
+        ports    = [config.port, config.port]
+        egress   = "${service} on the Nomad nodes"
+        ingress  = "${service} from the load balancer"
+      }
+    },
+    {
+      for protocol in ["tcp", "udp"] : "nomad-${protocol}" => {
+        from     = "nodes"
+        to       = "nodes"
+        protocol = protocol
+        # 4646-4648 over TCP, and Serf gossip (4648) over UDP too.
+        ports   = [protocol == "tcp" ? 4646 : 4648, 4648]
+        egress  = "Nomad ${protocol} between nodes"
+        ingress = "Nomad ${protocol} between nodes"
+      }
+    },
+    {
+      postgres = {
+        from     = "nodes"
+        to       = "db"
+        protocol = "tcp"
+        ports    = [5432, 5432]
+        egress   = "PostgreSQL on RDS"
+        ingress  = "PostgreSQL from the Nomad nodes"
+      }
+    },
+  )
+}
+
+resource "aws_vpc_security_group_egress_rule" "flows" {
+  for_each                     = local.group_flows
+  security_group_id            = local.security_groups[each.value.from]
+  description                  = each.value.egress
+  ip_protocol                  = each.value.protocol
+  from_port                    = each.value.ports[0]
+  to_port                      = each.value.ports[1]
+  referenced_security_group_id = local.security_groups[each.value.to]
+}
+
+resource "aws_vpc_security_group_ingress_rule" "flows" {
+  for_each                     = local.group_flows
+  security_group_id            = local.security_groups[each.value.to]
+  description                  = each.value.ingress
+  ip_protocol                  = each.value.protocol
+  from_port                    = each.value.ports[0]
+  to_port                      = each.value.ports[1]
+  referenced_security_group_id = local.security_groups[each.value.from]
 }

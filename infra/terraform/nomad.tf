@@ -63,7 +63,7 @@ resource "aws_autoscaling_group" "nodes" {
   min_size                  = var.nomad_node_count
   max_size                  = var.nomad_node_count
   desired_capacity          = var.nomad_node_count
-  vpc_zone_identifier       = aws_subnet.private[*].id
+  vpc_zone_identifier       = local.subnet_ids.private
   health_check_type         = "EC2"
   health_check_grace_period = 300
   target_group_arns         = [for group in aws_lb_target_group.services : group.arn]
@@ -73,21 +73,10 @@ resource "aws_autoscaling_group" "nodes" {
     version = aws_launch_template.nodes.latest_version
   }
 
-  # Cloud auto-join looks for this tag (templates/nomad-node.sh.tftpl).
-  tag {
-    key                 = "nomad-cluster"
-    value               = local.name
-    propagate_at_launch = true
-  }
-
-  tag {
-    key                 = "Name"
-    value               = "${local.name}-nomad"
-    propagate_at_launch = true
-  }
-
+  # The environment's tags, the instances' Name, and the tag cloud auto-join looks for
+  # (templates/nomad-node.sh.tftpl).
   dynamic "tag" {
-    for_each = local.tags
+    for_each = merge(local.tags, { Name = "${local.name}-nomad", nomad-cluster = local.name })
 
     content {
       key                 = tag.key

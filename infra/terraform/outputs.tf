@@ -17,12 +17,12 @@ output "s3_region" {
 
 output "lake_bucket" {
   description = "CRM_LAKE_BUCKET: the data lake."
-  value       = aws_s3_bucket.data["lake"].bucket
+  value       = module.data_bucket["lake"].bucket
 }
 
 output "mlflow_bucket" {
   description = "CRM_MLFLOW_BUCKET: MLflow's artifacts."
-  value       = aws_s3_bucket.data["mlflow"].bucket
+  value       = module.data_bucket["mlflow"].bucket
 }
 
 output "s3_access_key_id_secret_arn" {

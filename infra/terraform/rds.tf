@@ -6,38 +6,28 @@
 
 resource "aws_db_subnet_group" "main" {
   name       = local.name
-  subnet_ids = aws_subnet.database[*].id
+  subnet_ids = local.subnet_ids.database
 }
 
 resource "aws_db_parameter_group" "main" {
   name   = "${local.name}-postgres${var.db_engine_version}"
   family = "postgres${var.db_engine_version}"
 
-  # TLS only: the prod profile connects with sslmode=require (infra/settings.py).
-  parameter {
-    name  = "rds.force_ssl"
-    value = "1"
-  }
+  dynamic "parameter" {
+    for_each = [
+      # TLS only: the prod profile connects with sslmode=require (infra/settings.py).
+      { name = "rds.force_ssl", value = "1" },
+      # Schema changes and slow statements in the log (CloudWatch below), not every query.
+      { name = "log_statement", value = "ddl" },
+      { name = "log_min_duration_statement", value = "1000" },
+      { name = "log_connections", value = "1" },
+      { name = "log_disconnections", value = "1" },
+    ]
 
-  # Schema changes and slow statements in the log (CloudWatch below), not every query.
-  parameter {
-    name  = "log_statement"
-    value = "ddl"
-  }
-
-  parameter {
-    name  = "log_min_duration_statement"
-    value = "1000"
-  }
-
-  parameter {
-    name  = "log_connections"
-    value = "1"
-  }
-
-  parameter {
-    name  = "log_disconnections"
-    value = "1"
+    content {
+      name  = parameter.value.name
+      value = parameter.value.value
+    }
   }
 
   lifecycle {
@@ -99,28 +89,18 @@ resource "aws_db_instance" "main" {
   performance_insights_kms_key_id       = aws_kms_key.main.arn
   performance_insights_retention_period = 7
   monitoring_interval                   = 60
-  monitoring_role_arn                   = aws_iam_role.rds_monitoring.arn
+  monitoring_role_arn                   = module.rds_monitoring_role.arn
 
   depends_on = [aws_cloudwatch_log_group.postgres]
 }
 
-resource "aws_iam_role" "rds_monitoring" {
-  name               = "${local.name}-rds-monitoring"
-  assume_role_policy = data.aws_iam_policy_document.rds_monitoring_assume.json
-}
-
-data "aws_iam_policy_document" "rds_monitoring_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["monitoring.rds.amazonaws.com"]
-    }
-  }
+module "rds_monitoring_role" {
+  source  = "./modules/service_role"
+  name    = "${local.name}-rds-monitoring"
+  service = "monitoring.rds.amazonaws.com"
 }
 
 resource "aws_iam_role_policy_attachment" "rds_monitoring" {
-  role       = aws_iam_role.rds_monitoring.name
+  role       = module.rds_monitoring_role.name
   policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
 }

@@ -1,236 +1,63 @@
 # The data lake (CRM_LAKE_BUCKET) and MLflow's artifacts (CRM_MLFLOW_BUCKET): versioned,
 # encrypted with the environment's key, no public access, TLS only, access logged. Bucket names
-# are global, so they carry the account id.
+# are global, so they carry the account id. Each bucket is a modules/hardened_bucket; the checks
+# that do not apply to one are skipped on its module call.
 
 locals {
   data_buckets = {
     lake   = "${local.name}-${local.account_id}-data-lake"
     mlflow = "${local.name}-${local.account_id}-mlflow-artifacts"
   }
+  logs_bucket = "${local.name}-${local.account_id}-access-logs"
 }
 
-resource "aws_s3_bucket" "data" {
+module "data_bucket" {
   #checkov:skip=CKV_AWS_144:Cross-region replication is a disaster-recovery choice per organisation; versioning and RDS backups cover mistakes, and the lake can be re-landed from its sources.
   #checkov:skip=CKV2_AWS_62:Nothing consumes bucket events: the pipeline is scheduled by Prefect, not triggered by uploads.
-  for_each = local.data_buckets
-  bucket   = each.value
-}
-
-resource "aws_s3_bucket_versioning" "data" {
-  for_each = local.data_buckets
-  bucket   = aws_s3_bucket.data[each.key].id
-
-  versioning_configuration {
-    status = "Enabled"
-  }
-}
-
-resource "aws_s3_bucket_server_side_encryption_configuration" "data" {
-  for_each = local.data_buckets
-  bucket   = aws_s3_bucket.data[each.key].id
-
-  rule {
-    apply_server_side_encryption_by_default {
-      sse_algorithm     = "aws:kms"
-      kms_master_key_id = aws_kms_key.main.arn
-    }
-    bucket_key_enabled = true
-  }
-}
-
-resource "aws_s3_bucket_public_access_block" "data" {
-  for_each                = local.data_buckets
-  bucket                  = aws_s3_bucket.data[each.key].id
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_ownership_controls" "data" {
-  for_each = local.data_buckets
-  bucket   = aws_s3_bucket.data[each.key].id
-
-  rule {
-    object_ownership = "BucketOwnerEnforced"
-  }
-}
-
-resource "aws_s3_bucket_logging" "data" {
-  for_each      = local.data_buckets
-  bucket        = aws_s3_bucket.data[each.key].id
-  target_bucket = aws_s3_bucket.logs.id
-  target_prefix = "s3/${each.key}/"
-}
-
-resource "aws_s3_bucket_lifecycle_configuration" "data" {
-  for_each = local.data_buckets
-  bucket   = aws_s3_bucket.data[each.key].id
-
-  rule {
-    id     = "old-versions-and-uploads"
-    status = "Enabled"
-    filter {}
-
-    noncurrent_version_expiration {
-      noncurrent_days = 90
-    }
-
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 7
-    }
-  }
-}
-
-resource "aws_s3_bucket_policy" "data" {
-  for_each = local.data_buckets
-  bucket   = aws_s3_bucket.data[each.key].id
-  policy   = data.aws_iam_policy_document.tls_only[each.key].json
-
-  depends_on = [aws_s3_bucket_public_access_block.data]
-}
-
-data "aws_iam_policy_document" "tls_only" {
+  source   = "./modules/hardened_bucket"
   for_each = local.data_buckets
 
-  statement {
-    sid       = "DenyInsecureTransport"
-    effect    = "Deny"
-    actions   = ["s3:*"]
-    resources = [aws_s3_bucket.data[each.key].arn, "${aws_s3_bucket.data[each.key].arn}/*"]
+  name           = each.value
+  sse_algorithm  = "aws:kms"
+  kms_key_arn    = aws_kms_key.main.arn
+  access_log     = { bucket = local.logs_bucket, prefix = "s3/${each.key}/" }
+  lifecycle_rule = { id = "old-versions-and-uploads", noncurrent_version_days = 90 }
 
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
+  # S3 accepts a logging target only once it exists: the access-log bucket comes first. By name
+  # and depends_on rather than module.logs_bucket.bucket, because checkov renders none of a
+  # for_each module call's inputs once one reads another module's output.
+  depends_on = [module.logs_bucket]
 }
 
 # --- Access logs (S3 server access logs and the load balancer's) ------------------------------
-resource "aws_s3_bucket" "logs" {
+module "logs_bucket" {
   #checkov:skip=CKV_AWS_18:This is the access-log bucket; logging it into itself would loop.
   #checkov:skip=CKV_AWS_144:Access logs are not replicated across regions; they expire after a year.
   #checkov:skip=CKV2_AWS_62:Nothing consumes access-log events.
   #checkov:skip=CKV_AWS_145:Load balancer access logs support only SSE-S3 (AES256), not KMS keys.
-  bucket = "${local.name}-${local.account_id}-access-logs"
-}
+  source = "./modules/hardened_bucket"
 
-resource "aws_s3_bucket_versioning" "logs" {
-  bucket = aws_s3_bucket.logs.id
+  name           = local.logs_bucket
+  sse_algorithm  = "AES256"
+  access_log     = null
+  lifecycle_rule = { id = "expire", expiration_days = 365, noncurrent_version_days = 30 }
 
-  versioning_configuration {
-    status = "Enabled"
-  }
-}
-
-resource "aws_s3_bucket_server_side_encryption_configuration" "logs" {
-  bucket = aws_s3_bucket.logs.id
-
-  rule {
-    apply_server_side_encryption_by_default {
-      sse_algorithm = "AES256"
-    }
-  }
-}
-
-resource "aws_s3_bucket_public_access_block" "logs" {
-  bucket                  = aws_s3_bucket.logs.id
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_ownership_controls" "logs" {
-  bucket = aws_s3_bucket.logs.id
-
-  rule {
-    object_ownership = "BucketOwnerEnforced"
-  }
-}
-
-resource "aws_s3_bucket_lifecycle_configuration" "logs" {
-  bucket = aws_s3_bucket.logs.id
-
-  rule {
-    id     = "expire"
-    status = "Enabled"
-    filter {}
-
-    expiration {
-      days = 365
-    }
-
-    noncurrent_version_expiration {
-      noncurrent_days = 30
-    }
-
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 7
-    }
-  }
+  put_object_grants = [
+    {
+      sid            = "S3ServerAccessLogs"
+      principal_type = "Service"
+      principal      = "logging.s3.amazonaws.com"
+      prefix         = "s3/*"
+      source_account = local.account_id
+    },
+    # Regions opened before August 2022 deliver load balancer logs from an AWS account per region.
+    {
+      sid            = "LoadBalancerAccessLogs"
+      principal_type = "AWS"
+      principal      = data.aws_elb_service_account.main.arn
+      prefix         = "alb/AWSLogs/${local.account_id}/*"
+    },
+  ]
 }
 
 data "aws_elb_service_account" "main" {}
-
-resource "aws_s3_bucket_policy" "logs" {
-  bucket = aws_s3_bucket.logs.id
-  policy = data.aws_iam_policy_document.logs.json
-
-  depends_on = [aws_s3_bucket_public_access_block.logs]
-}
-
-data "aws_iam_policy_document" "logs" {
-  statement {
-    sid       = "S3ServerAccessLogs"
-    actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.logs.arn}/s3/*"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["logging.s3.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-  }
-
-  # Regions opened before August 2022 deliver load balancer logs from an AWS account per region.
-  statement {
-    sid       = "LoadBalancerAccessLogs"
-    actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.logs.arn}/alb/AWSLogs/${local.account_id}/*"]
-
-    principals {
-      type        = "AWS"
-      identifiers = [data.aws_elb_service_account.main.arn]
-    }
-  }
-
-  statement {
-    sid       = "DenyInsecureTransport"
-    effect    = "Deny"
-    actions   = ["s3:*"]
-    resources = [aws_s3_bucket.logs.arn, "${aws_s3_bucket.logs.arn}/*"]
-
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
-}

@@ -22,12 +22,12 @@ locals {
     "mlflow/s3-access-key-id"     = "S3 access key id of the MLflow server's IAM user (artifacts bucket only)"
     "mlflow/s3-secret-access-key" = "S3 secret access key of the MLflow server's IAM user"
   }
-  access_key_values = {
-    "app/s3-access-key-id"        = aws_iam_access_key.app.id
-    "app/s3-secret-access-key"    = aws_iam_access_key.app.secret
-    "mlflow/s3-access-key-id"     = aws_iam_access_key.mlflow.id
-    "mlflow/s3-secret-access-key" = aws_iam_access_key.mlflow.secret
-  }
+  access_key_values = merge([
+    for user, key in aws_iam_access_key.workload : {
+      "${user}/s3-access-key-id"     = key.id
+      "${user}/s3-secret-access-key" = key.secret
+    }
+  ]...)
 
   secrets = merge(local.generated_secrets, local.access_key_secrets, {
     "nomad/gossip-key" = "Nomad's Serf gossip encryption key, read by the nodes at boot"

@@ -108,7 +108,7 @@ def test_serving_reads_every_stats_view_like_get_online_features(pg_store) -> No
         ]
         requests.append((ViewReader(view, join_keys, ["win_rate_90d", "closed_all"]), keys, last))
     rows = online.read_many([(reader, keys) for reader, keys, _ in requests])
-    assert online._is_postgres()
+    assert online.postgres is not None  # our own PostgreSQL connection did the reads
     for reader, keys, last in requests:
         expected = store.get_online_features(
             features=[f"{reader.name}:win_rate_90d", f"{reader.name}:closed_all"],

@@ -56,10 +56,13 @@ def parse(path: Path) -> dict[str, Any]:
         return hcl2.load(handle, serialization_options=_OPTIONS)
 
 
-def blocks(kind: str) -> dict[str, Any]:
-    """Every `kind` block (output, variable, ...) of the Terraform root module, by name."""
+MODULES = sorted(path for path in (TERRAFORM / "modules").iterdir() if path.is_dir())
+
+
+def blocks(kind: str, module: Path = TERRAFORM) -> dict[str, Any]:
+    """Every `kind` block (output, variable, ...) of a module (the root module), by name."""
     found: dict[str, Any] = {}
-    for path in sorted(TERRAFORM.glob("*.tf")):
+    for path in sorted(module.glob("*.tf")):
         for block in parse(path).get(kind, []):
             for name, body in block.items():
                 assert name not in found, f"{kind} {name!r} declared twice"
@@ -67,19 +70,19 @@ def blocks(kind: str) -> dict[str, Any]:
     return found
 
 
-def declared(kind: str) -> set[str]:
-    """`type.name` of every resource, data source or ephemeral resource of the root module."""
+def declared(kind: str, module: Path = TERRAFORM) -> set[str]:
+    """`type.name` of every resource, data source or ephemeral resource of a module (the root)."""
     names = set()
-    for path in sorted(TERRAFORM.glob("*.tf")):
+    for path in sorted(module.glob("*.tf")):
         for block in parse(path).get(kind, []):
             for rtype, bodies in block.items():
                 names |= {f"{rtype}.{name}" for name in bodies}
     return names
 
 
-def locals_() -> dict[str, Any]:
+def locals_(module: Path = TERRAFORM) -> dict[str, Any]:
     merged: dict[str, Any] = {}
-    for path in sorted(TERRAFORM.glob("*.tf")):
+    for path in sorted(module.glob("*.tf")):
         for block in parse(path).get("locals", []):
             merged |= block
     return merged
@@ -222,12 +225,14 @@ def test_backends_keep_one_state_per_environment() -> None:
     assert len(keys) == len(ENVIRONMENTS)
 
 
-def test_references_resolve() -> None:
-    variables, names = set(blocks("variable")), set(locals_())
-    resources = declared("resource")
-    data, ephemeral = declared("data"), declared("ephemeral")
+@pytest.mark.parametrize("module", [TERRAFORM, *MODULES], ids=lambda p: str(p.relative_to(ROOT)))
+def test_references_resolve(module: Path) -> None:
+    variables, names = set(blocks("variable", module)), set(locals_(module))
+    resources = declared("resource", module)
+    data, ephemeral = declared("data", module), declared("ephemeral", module)
+    calls = blocks("module", module)
     reference = re.compile(r"(?<![\w.])(data\.|ephemeral\.)?((?:aws|random)_\w+\.\w+)")
-    for path in sorted(TERRAFORM.glob("*.tf")):
+    for path in sorted(module.glob("*.tf")):
         text = code(path)
         for name in re.findall(r"(?<![\w.])var\.(\w+)", text):
             assert name in variables, f"{path.name}: var.{name} is not declared"
@@ -236,6 +241,26 @@ def test_references_resolve() -> None:
         for kind, name in reference.findall(text):
             known = {"data.": data, "ephemeral.": ephemeral, "": resources}[kind]
             assert name in known, f"{path.name}: {kind}{name} is not declared"
+        for name in re.findall(r"(?<![\w.])module\.(\w+)", text):
+            assert name in calls, f"{path.name}: module.{name} is not declared"
+
+
+def test_module_calls_match_their_modules() -> None:
+    calls = blocks("module")
+    assert calls, "the root module calls no module"
+    meta = {"source", "version", "count", "for_each", "providers", "depends_on"}
+    root_code = "".join(code(path) for path in sorted(TERRAFORM.glob("*.tf")))
+    for name, call in calls.items():
+        source = (TERRAFORM / call["source"]).resolve()
+        assert source in MODULES, f"module {name}: {call['source']} is no local module"
+        variables = blocks("variable", source)
+        required = {var for var, body in variables.items() if "default" not in body}
+        given = set(call) - meta
+        assert given <= set(variables), f"module {name}: no variable {given - set(variables)}"
+        assert required <= given, f"module {name} lacks {required - given}"
+        provided = blocks("output", source)
+        for output in re.findall(rf"(?<![\w.])module\.{name}(?:\[[^]]*\])?\.(\w+)", root_code):
+            assert output in provided, f"module.{name}.{output} is no output"
 
 
 def test_templates_get_exactly_their_variables() -> None:
