@@ -111,7 +111,7 @@ def private_s3(settings: Settings, folder: Path) -> Iterator[tuple[Stack, Settin
     try:
         yield stack, own
     finally:
-        stack.down(only=["s3"])
+        stack.down(only=["s3"], grace_s=0)  # a throwaway: no clean shutdown to wait for
 
 
 def kill_s3(stack: Stack) -> None:

@@ -168,16 +168,24 @@ class Stack:
 
     # --- down ---------------------------------------------------------------------------------
     def down(
-        self, on_event: Callable[[str], None] = _ignore, only: Iterable[str] | None = None
+        self,
+        on_event: Callable[[str], None] = _ignore,
+        only: Iterable[str] | None = None,
+        *,
+        grace_s: float = STOP_GRACE_S,
     ) -> list[str]:
-        """Stop the services `up` started (or `only` those named), newest first."""
+        """Stop the services `up` started (or `only` those named), newest first.
+
+        `grace_s=0` is for throwaway instances (a test's own SeaweedFS): nothing to keep, so no
+        waiting ~15 s for a clean shutdown.
+        """
         stopped = []
         for svc in reversed(self._select(only)):
             pid = self._pid(svc.name)
             if pid is None:
                 continue
             # Even with the leader gone, workers it forked may still hold the ports.
-            stop_group(pid, grace_s=STOP_GRACE_S)
+            stop_group(pid, grace_s=grace_s)
             self._wait_ports_closed(svc)
             self.pid_file(svc.name).unlink(missing_ok=True)
             on_event(f"{svc.name}: stopped")

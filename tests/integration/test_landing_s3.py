@@ -49,7 +49,7 @@ def own_s3(tmp_path: Path) -> Iterator[tuple[Stack, Settings]]:
     stack = Stack(settings)
     stack.up(only=["s3"])
     yield stack, settings
-    stack.down(only=["s3"])
+    stack.down(only=["s3"], grace_s=0)  # a throwaway: no clean shutdown to wait for
 
 
 def versions(lake: Lake, table: str, snapshot: str = SNAPSHOT) -> list[str]:

@@ -200,7 +200,7 @@ def other_instance(stack_settings: Settings) -> Iterator[Settings]:
             )
         yield other
     finally:
-        stack.down(only=["s3"])
+        stack.down(only=["s3"], grace_s=0)  # a throwaway: no clean shutdown to wait for
 
 
 def which_instance(con: duckdb.DuckDBPyConnection) -> str:
