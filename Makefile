@@ -49,8 +49,13 @@ format: setup ## Apply ruff's fixes and formatting
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
 
-test: setup ## The whole suite: unit, then integration against a real local stack
-	$(RUN) pytest $(PYTEST_ARGS)
+# Two workers (this machine has two cores): one runs the integration tier on the test stack,
+# the other every other module (tests/conftest.py groups them). TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 2
+TEST_DIST := $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS),)
+
+test: setup ## The whole suite: unit, pipeline, model, integration (real local stack), e2e
+	$(RUN) pytest $(TEST_DIST) $(PYTEST_ARGS)
 
 test-unit: setup ## Unit tests only: pure and fast, no services, no pipeline run
 	$(RUN) pytest -m unit $(PYTEST_ARGS)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,13 +34,43 @@ TIERS = ("unit", "pipeline", "model", "integration", "e2e")
 HERE = Path(__file__).parent
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+# Under pytest-xdist (`make test` runs two workers): the integration tier is one unit of work, so
+# one worker starts the test stack once and runs every test that needs it, while the other
+# worker takes the rest module by module (a module's fixtures are built once). That unit and the
+# end-to-end modules are handed out first: they are the long ones.
+STACK_SCOPE = "tests/integration"
+_XDIST_ORDER = ("integration", "e2e", "pipeline", "model", "unit")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test with its folder's tier; a test outside the tiers is an error."""
     for item in items:
         tier = item.path.relative_to(HERE).parts[0]
         if tier not in TIERS:
             raise pytest.UsageError(f"{item.nodeid} is not under a tier folder {TIERS}")
         item.add_marker(getattr(pytest.mark, tier))
+    if hasattr(config, "workerinput"):  # an xdist worker: this order is the schedule's order
+        items.sort(key=lambda item: _XDIST_ORDER.index(item.path.relative_to(HERE).parts[0]))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Whole modules per worker, the integration tier as one unit, in the workers' order.
+
+    (xdist's own `loadgroup` cannot be used: it renames items through an attribute pytest 9 no
+    longer reads.)
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class TierScheduling(LoadScopeScheduling):
+        def __init__(self, config: pytest.Config, log: Any) -> None:
+            super().__init__(config, log)
+            config.option.loadscopereorder = False  # keep the long units first
+
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return STACK_SCOPE if module.startswith(f"{STACK_SCOPE}/") else module
+
+    return TierScheduling(config, log)
 
 
 @pytest.fixture(autouse=True)
