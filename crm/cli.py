@@ -110,6 +110,27 @@ def train(snapshot: str | None = VALIDATED_SNAPSHOT, as_json: bool = AS_JSON) ->
     print_training(summary, console)
 
 
+@app.command("score")
+def score(
+    all_open: bool = typer.Option(
+        False, "--all", help="Score every open deal of the snapshot into the lake"
+    ),
+    snapshot: str | None = typer.Option(
+        None, help="YYYY-MM-DD; the committed feature build's snapshot by default"
+    ),
+    as_json: bool = AS_JSON,
+) -> None:
+    """Batch-score every open deal with the champion into predictions/ (flow `score`)."""
+    if not all_open:
+        fail(
+            "score",
+            ValueError("pass --all to score every open deal (one deal: POST /score)"),
+            code=2,
+        )
+    summary = run_flow("score", "flows.score:score", as_json=as_json, snapshot=snapshot)
+    print_summary("batch scores", summary, as_json)
+
+
 @app.command("pipeline")
 def pipeline(
     source: str = SOURCE,

@@ -1,0 +1,257 @@
+"""Batch scoring: every open deal of a snapshot, scored by the champion from the offline store.
+
+The HTTP scorer reads a deal's features from the online store when it is asked; here the same
+feature service is read point in time for all open deals at once (`get_historical_features`),
+at the time the online scorer uses for the same feature build: the start of the day after the
+newest daily stats (`serving.scorer.default_as_of`). The features are encoded by the model's
+own `FeatureSpec` (the training path); a test holds online and batch scores equal for the same
+deal and time. The result is one Parquet object per snapshot, committed by its manifest
+(`infra.layout.predictions_key`), which the explorer reads instead of calling the API per deal.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as day_time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import xgboost as xgb
+
+from feature_repo.entities import ACCOUNT, OPPORTUNITY_ID, SECTOR
+from feature_repo.feature_services import full_name
+from feature_tables.published import feature_build
+from infra.errors import CRMError
+from infra.lake import Lake
+from infra.layout import predictions_key, predictions_manifest_key
+from infra.settings import Settings
+from ingestion.tables import ACCOUNTS, SALES_PIPELINE, STAGES_OPEN
+from serving.schemas import DEFAULT_TOP_K
+from serving.scorer import PRICE_FEATURE, PRICE_VIEW, LoadedModel, load_champion
+from training.examples import DEAL_ROW_KEYS, historical_features
+from training.features import TIMESTAMP
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+# Columns of predictions/snapshot=D/predictions.parquet, in order.
+PREDICTION_COLUMNS = (
+    OPPORTUNITY_ID,
+    "deal_stage",
+    "win_probability",
+    "expected_value",
+    "list_price",
+    "model_name",
+    "model_version",
+    "as_of",
+    "features_as_of",
+    "top_contributions",
+)
+CONTRIBUTION_TYPE = pa.list_(
+    pa.struct(
+        [
+            ("feature", pa.string()),
+            ("value", pa.string()),
+            ("contribution", pa.float64()),
+        ]
+    )
+)
+
+
+class BatchScoringError(CRMError):
+    """Batch scoring cannot run as asked (wrong snapshot, no champion, no features)."""
+
+
+@dataclass(frozen=True)
+class BatchScores:
+    """The scored open deals of one snapshot, and how long each part took."""
+
+    snapshot: str
+    table: pa.Table
+    model_name: str
+    model_version: str
+    as_of: datetime
+    seconds: dict[str, float]
+
+    def summary(self) -> dict[str, Any]:
+        rows = self.table.num_rows
+        scoring = self.seconds.get("score", 0.0)
+        return {
+            "snapshot": self.snapshot,
+            "rows": rows,
+            "model": f"{self.model_name} v{self.model_version}",
+            "as_of": self.as_of.isoformat(),
+            "seconds": self.seconds,
+            "deals_per_second_model": round(rows / scoring) if scoring > 0 else None,
+        }
+
+
+def scoring_time(features_as_of: date) -> datetime:
+    """When a build's open deals are scored: the start of the day after its last day, the
+    pairing of training and of the online scorer (stats of day d are stamped d 23:59:59)."""
+    return datetime.combine(features_as_of + timedelta(days=1), day_time(), tzinfo=UTC)
+
+
+def open_deal_entities(
+    pipeline: pd.DataFrame, accounts: pd.DataFrame, at: datetime
+) -> pd.DataFrame:
+    """One entity row per open deal, scored at `at`: the keys (with the account's sector), the
+    request inputs of the on-demand view and the deal's stage (not a feature)."""
+    deals = pipeline[pipeline["deal_stage"].isin(STAGES_OPEN)]
+    frame = pd.DataFrame({key: deals[key].to_numpy() for key in DEAL_ROW_KEYS})
+    frame["deal_stage"] = deals["deal_stage"].to_numpy()
+    frame[SECTOR] = frame[ACCOUNT].map(accounts.drop_duplicates(ACCOUNT).set_index(ACCOUNT)[SECTOR])
+    frame[TIMESTAMP] = pd.Timestamp(at)
+    frame["engage_date"] = pd.to_datetime(deals["engage_date"].to_numpy(), utc=True)
+    frame["request_timestamp"] = frame[TIMESTAMP]
+    return frame
+
+
+def score_frame(
+    loaded: LoadedModel, frame: pd.DataFrame, top_k: int = DEFAULT_TOP_K
+) -> tuple[np.ndarray, list[list[dict[str, Any]]]]:
+    """Calibrated win probabilities of a feature frame, and each row's `top_k` contributions
+    (largest |SHAP| first, as the HTTP scorer orders them)."""
+    model = loaded.model
+    encoded = model.spec.encode(frame)
+    order = list(model.booster.feature_names or encoded.columns)
+    encoded = encoded[order]
+    types = ["c" if name in model.spec.categorical else "q" for name in order]
+    matrix = xgb.DMatrix(encoded, feature_types=types, enable_categorical=True)
+    probabilities = model.calibrator.apply(model.booster.predict(matrix))
+    if not top_k:
+        return probabilities, [[] for _ in range(len(frame))]
+    contributions = model.booster.predict(matrix, pred_contribs=True)[:, :-1]
+    top = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :top_k]
+    values = frame[order].to_numpy(dtype=object)
+    rows = [
+        [
+            {
+                "feature": order[j],
+                "value": _text(values[r, j]),
+                "contribution": float(contributions[r, j]),
+            }
+            for j in top[r]
+        ]
+        for r in range(len(frame))
+    ]
+    return probabilities, rows
+
+
+def score_open_deals(
+    settings: Settings,
+    snapshot: str | None = None,
+    *,
+    top_k: int = DEFAULT_TOP_K,
+    store: FeatureStore | None = None,
+    loaded: LoadedModel | None = None,
+) -> BatchScores:
+    """Score every open deal of `snapshot` (default: the committed feature build's) with the
+    champion, from the offline store at the build's scoring time."""
+    from feature_tables.store import feature_store
+    from validation.published import read_validated
+
+    lake = Lake.from_settings(settings)
+    build = feature_build(lake)
+    snapshot = snapshot or str(build["snapshot"])
+    if build.get("snapshot") != snapshot:
+        raise BatchScoringError(
+            f"The committed feature tables are of snapshot {build.get('snapshot')}, not "
+            f"{snapshot}: run `crm features --snapshot {snapshot}` (and `crm materialize`) first."
+        )
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    loaded = loaded or load_champion(settings)  # RegistryError: no champion, says what to do
+    tables = read_validated(lake, snapshot)
+    features_as_of = date.fromisoformat(str(build["as_of_end"]))
+    at = scoring_time(features_as_of)
+    entities = open_deal_entities(
+        tables[SALES_PIPELINE].to_pandas(), tables[ACCOUNTS].to_pandas(), at
+    )
+    seconds["load"] = _lap(started)
+    started = time.perf_counter()
+    store = store or feature_store(settings)
+    frame = historical_features(store, entities) if len(entities) else entities.assign(_empty=1)
+    frame = frame.sort_values(OPPORTUNITY_ID, ignore_index=True)
+    seconds["features"] = _lap(started)
+    started = time.perf_counter()
+    probabilities, contributions = (
+        score_frame(loaded, frame, top_k) if len(frame) else (np.empty(0), [])
+    )
+    seconds["score"] = _lap(started)
+    price_column = full_name(PRICE_VIEW, PRICE_FEATURE)
+    price = (
+        pd.to_numeric(frame[price_column], errors="coerce").to_numpy(dtype="float64")
+        if price_column in frame
+        else np.full(len(frame), np.nan)
+    )
+    table = pa.table(
+        {
+            OPPORTUNITY_ID: pa.array(frame[OPPORTUNITY_ID].astype(str), pa.string()),
+            "deal_stage": pa.array(frame["deal_stage"].astype(str), pa.string()),
+            "win_probability": pa.array(probabilities, pa.float64()),
+            "expected_value": pa.array(probabilities * price, pa.float64(), from_pandas=True),
+            "list_price": pa.array(price, pa.float64(), from_pandas=True),
+            "model_name": pa.array([loaded.name] * len(frame), pa.string()),
+            "model_version": pa.array([loaded.version] * len(frame), pa.string()),
+            "as_of": pa.array([at] * len(frame), pa.timestamp("us", tz="UTC")),
+            "features_as_of": pa.array([features_as_of] * len(frame), pa.date32()),
+            "top_contributions": pa.array(contributions, CONTRIBUTION_TYPE),
+        }
+    )
+    return BatchScores(snapshot, table, loaded.name, loaded.version, at, seconds)
+
+
+def write_predictions(lake: Lake, scores: BatchScores, lineage: dict[str, Any]) -> str:
+    """Publish the scores under the snapshot's predictions manifest; the manifest's key."""
+    manifest = predictions_manifest_key(scores.snapshot)
+    lake.publish(
+        manifest,
+        {predictions_key(scores.snapshot): scores.table},
+        {
+            **scores.summary(),
+            "model_name": scores.model_name,
+            "model_version": scores.model_version,
+            "scored_at": datetime.now(UTC).isoformat(),
+            "lineage": lineage,
+        },
+    )
+    return manifest
+
+
+def score_snapshot(
+    settings: Settings, snapshot: str | None = None, *, top_k: int = DEFAULT_TOP_K
+) -> dict[str, Any]:
+    """Score and publish; the run's summary (rows, model, seconds per part, throughput)."""
+    lake = Lake.from_settings(settings)
+    scores = score_open_deals(settings, snapshot, top_k=top_k)
+    started = time.perf_counter()
+    build = feature_build(lake)
+    lineage = {
+        "feature_snapshot": build.get("snapshot"),
+        "validated_txid": build.get("validated_txid"),
+        "feature_built_at": build.get("built_at"),
+    }
+    write_predictions(lake, scores, lineage)
+    scores.seconds["write"] = _lap(started)
+    return scores.summary()
+
+
+def _lap(started: float) -> float:
+    return round(time.perf_counter() - started, 3)
+
+
+def _text(value: Any) -> str | None:
+    """A feature value as the scorer shows it (as text here: one Parquet column of values)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT:
+        return None
+    if isinstance(value, datetime | pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        value = value.item()
+    return value if isinstance(value, str) else json.dumps(value)

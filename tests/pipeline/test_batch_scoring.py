@@ -1,0 +1,100 @@
+"""Batch scoring (`crm score --all`): every open deal of the snapshot, from the offline store,
+committed under the predictions manifest, and equal to what the HTTP scorer answers online for
+the same deal at the same time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from infra.lake import Lake
+from infra.layout import predictions_key, predictions_manifest_key
+from infra.settings import Settings
+from ingestion.tables import SALES_PIPELINE, STAGES_OPEN
+from serving.batch import PREDICTION_COLUMNS, score_snapshot
+from serving.scorer import open_engine
+from tests.support.cli import crm
+from tests.support.profiles import SNAPSHOTS, local_profile_env, prepare_local_profile
+from validation.published import read_validated
+
+
+@pytest.fixture(scope="module")
+def profile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """Two validated snapshots, the later one's features online, one champion."""
+    home = tmp_path_factory.mktemp("batch") / ".crm"
+    with local_profile_env(home) as settings:
+        report = prepare_local_profile(settings, opportunities=3000, trainings=1)
+        decision = report["trainings"][0].decision  # type: ignore[index]
+        assert decision is not None and decision.promoted, decision
+        yield settings
+
+
+@pytest.fixture(scope="module")
+def summary(profile: Settings) -> dict:
+    return score_snapshot(profile)
+
+
+def test_every_open_deal_is_scored_and_committed(profile: Settings, summary: dict) -> None:
+    lake = Lake.from_settings(profile)
+    snapshot = SNAPSHOTS[-1]
+    pipeline = read_validated(lake, snapshot)[SALES_PIPELINE]
+    is_open = pc.is_in(pipeline["deal_stage"], pa.array(STAGES_OPEN))
+    open_ids = set(pipeline.filter(is_open)["opportunity_id"].to_pylist())
+    assert summary["snapshot"] == snapshot and summary["rows"] == len(open_ids) > 100
+
+    manifest = lake.read_manifest(predictions_manifest_key(snapshot))
+    assert manifest.metadata["rows"] == len(open_ids)
+    assert manifest.metadata["lineage"]["feature_snapshot"] == snapshot
+    table = lake.read_parquet(manifest.objects[predictions_key(snapshot)])
+    assert tuple(table.column_names) == PREDICTION_COLUMNS
+    assert {str(v) for v in table["opportunity_id"].to_pylist()} == {str(v) for v in open_ids}
+    probability = table["win_probability"].to_numpy()
+    assert np.all((probability > 0) & (probability < 1)) and np.unique(probability).size > 50
+    assert set(table["model_version"].to_pylist()) == {"1"}
+    assert set(table["deal_stage"].to_pylist()) <= set(STAGES_OPEN)
+    top = table["top_contributions"].to_pylist()
+    assert all(len(row) == 5 for row in top)
+    assert all(abs(row[0]["contribution"]) >= abs(row[-1]["contribution"]) for row in top)
+
+
+def test_batch_scores_equal_the_online_scorer_for_the_same_deal_and_time(
+    profile: Settings, summary: dict
+) -> None:
+    lake = Lake.from_settings(profile)
+    table = lake.read_published(
+        predictions_manifest_key(summary["snapshot"]), predictions_key(summary["snapshot"])
+    )
+    batch = table.to_pandas().set_index("opportunity_id")
+    engine = open_engine(profile)
+    try:
+        online = engine.score_ids(list(batch.index), list(batch["as_of"].dt.to_pydatetime()))
+    finally:
+        engine.close()
+    scored = [r for r in online if isinstance(r, dict)]
+    assert len(scored) == len(batch), [r for r in online if not isinstance(r, dict)][:3]
+    got = np.array([r["win_probability"] for r in scored])
+    expected = batch.loc[[r["opportunity_id"] for r in scored], "win_probability"].to_numpy()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    for r in scored[:50]:
+        top = batch.at[r["opportunity_id"], "top_contributions"]
+        assert [c["feature"] for c in r["contributions"]] == [c["feature"] for c in top]
+        assert r["expected_value"] == pytest.approx(batch.at[r["opportunity_id"], "expected_value"])
+
+
+def test_the_cli_asks_for_all_and_names_the_snapshot_it_needs(
+    profile: Settings, tmp_path: Path
+) -> None:
+    env = {"CRM_PROFILE": "local", "CRM_HOME": str(profile.home), "HOME": str(tmp_path)}
+    bare = crm("score", env=env)
+    assert bare.returncode == 2
+    assert bare.stderr.strip().splitlines() == [
+        "score failed: pass --all to score every open deal (one deal: POST /score)"
+    ]
+    other = crm("score", "--all", "--snapshot", SNAPSHOTS[0], env=env)
+    assert other.returncode == 1 and "Traceback" not in other.stderr
+    assert f"run `crm features --snapshot {SNAPSHOTS[0]}`" in other.stderr
