@@ -42,18 +42,19 @@ def publish_snapshot(data: SourceData, snapshot: str) -> dict[str, Any]:
 
 @flow(name="land")
 def land(
-    source: str = "synthetic",
+    source: str | None = None,
     snapshot: str | None = None,
     opportunities: int | None = None,
     seed: int = 42,
     signal: float | None = None,
 ) -> dict[str, Any]:
-    """Land `source` as raw snapshot `snapshot` (today, UTC, by default).
+    """Land `source` (default `CRM_DAILY_SOURCE`) as raw snapshot `snapshot` (today, UTC).
 
     `signal` (synthetic only): strength of the planted signal in [0, 1], None for the default 1;
     a non-default signal is part of the source recorded in the manifest (`synthetic:signal=0.3`).
     """
     quiet_user_errors()
+    source = source or get_settings().daily_source
     snapshot = landing.check_snapshot(snapshot or today())
     check_source(source, opportunities, signal)
     data = read_source(source, opportunities, seed, signal)

@@ -1,4 +1,5 @@
-"""Prefect flow `crm-pipeline`: land → validate (gate) → features → materialise → train/promote.
+"""Prefect flow `crm-pipeline`: land → validate (gate) → features → materialise → train/promote
+→ batch-score the open deals (with the champion, if there is one).
 
 Each step is the stage's own flow run as a subflow with a timeout (retries live inside the steps:
 the lake retries its own calls and tasks retry only transient errors, see flows/retries.py); the
@@ -8,7 +9,6 @@ with a summary published as a Prefect markdown artifact.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -17,6 +17,8 @@ from prefect.artifacts import create_markdown_artifact
 from flows.features import features
 from flows.land import land
 from flows.materialize import materialize_flow
+from flows.runs import Steps, one_run_at_a_time
+from flows.score import score_if_champion
 from flows.train import completed, train
 from flows.validate import validate
 from infra.runtime import quiet_user_errors
@@ -53,39 +55,35 @@ def pipeline(
     """
     quiet_user_errors()
     logger = get_run_logger()
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
-
-    def step(name: str, call: Any) -> Any:
-        t0 = time.perf_counter()
-        result = call()
-        timings[name] = round(time.perf_counter() - t0, 1)
-        logger.info("%s done in %.1f s", name, timings[name])
-        return result
-
-    landed = step(
-        "land",
-        lambda: land.with_options(timeout_seconds=900)(
-            source=source,
-            snapshot=snapshot,
-            opportunities=opportunities,
-            seed=seed,
-            signal=signal,
-        ),
-    )
-    snapshot = landed["snapshot"]
-    validated = step(
-        "validate",
-        lambda: validate.with_options(timeout_seconds=900)(snapshot=snapshot, threshold=threshold),
-    )
-    feature_rows = step(
-        "features",
-        lambda: features.with_options(timeout_seconds=1800)(snapshot=snapshot),
-    )
-    materialized = step(
-        "materialize", lambda: materialize_flow.with_options(timeout_seconds=1800)()
-    )
-    trained = step("train", lambda: train.with_options(timeout_seconds=3600)(snapshot=snapshot))
+    steps = Steps(logger)
+    with one_run_at_a_time():
+        landed = steps.run(
+            "land",
+            lambda: land.with_options(timeout_seconds=900)(
+                source=source,
+                snapshot=snapshot,
+                opportunities=opportunities,
+                seed=seed,
+                signal=signal,
+            ),
+        )
+        snapshot = landed["snapshot"]
+        validated = steps.run(
+            "validate",
+            lambda: validate.with_options(timeout_seconds=900)(
+                snapshot=snapshot, threshold=threshold
+            ),
+        )
+        feature_rows = steps.run(
+            "features", lambda: features.with_options(timeout_seconds=1800)(snapshot=snapshot)
+        )
+        materialized = steps.run(
+            "materialize", lambda: materialize_flow.with_options(timeout_seconds=1800)()
+        )
+        trained = steps.run(
+            "train", lambda: train.with_options(timeout_seconds=3600)(snapshot=snapshot)
+        )
+        scored = steps.run("score", lambda: score_if_champion(snapshot))
     summary = {
         "snapshot": snapshot,
         "source": landed["source"],
@@ -105,7 +103,8 @@ def pipeline(
         "candidate": trained.get("candidate"),
         "selection": (trained.get("selection") or {}).get("reason"),
         "model": trained.get("decision") or {},
-        "seconds": {**timings, "total": round(time.perf_counter() - started, 1)},
+        "scored": scored,
+        "seconds": steps.timings(),
     }
     summary["champion"] = champion_line(summary["model"])
     create_markdown_artifact(
@@ -166,10 +165,22 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         *([f"Registered: {summary['selection']}.", ""] if summary.get("selection") else []),
         f"**{summary.get('champion') or champion_line(summary['model'])}**",
         "",
+        scored_line(summary.get("scored") or {}),
+        "",
         "Seconds per step: "
         + ", ".join(f"{name} {secs}" for name, secs in summary["seconds"].items()),
     ]
     return "\n".join(lines)
+
+
+def scored_line(scored: dict[str, Any]) -> str:
+    """What the batch scoring step did: how many open deals, with which model, or why not."""
+    if "rows" in scored:
+        return (
+            f"Batch scores: {scored['rows']:,} open deals of {scored['snapshot']} scored with "
+            f"{scored['model']} into the lake's predictions/."
+        )
+    return f"Batch scores: {scored.get('skipped', 'not run')}."
 
 
 def _fmt(value: Any) -> str:

@@ -60,7 +60,7 @@ from tenacity import (
 )
 
 from infra.errors import CRMError
-from infra.layout import lease_key, publish_lease_name
+from infra.layout import RUNS_PREFIX, lease_key, publish_lease_name
 from infra.settings import Settings
 
 T = TypeVar("T")
@@ -355,17 +355,20 @@ class Lake:
 
     # --- leases: one writer at a time ---------------------------------------------------------
     @contextlib.contextmanager
-    def lease(self, name: str, *, wait_s: float | None = None) -> Iterator[Lease]:
+    def lease(
+        self, name: str, *, wait_s: float | None = None, owner: str | None = None
+    ) -> Iterator[Lease]:
         """Hold the lease `name` for the block (re-entrant within a thread).
 
         If another writer holds it, wait up to `wait_s` (default `lease_wait_s`) for it to be
-        released, then raise `LeaseHeldError` naming the holder and when to retry.
+        released, then raise `LeaseHeldError` naming the holder and when to retry. `owner` is
+        how a waiting writer is told who holds it (default: user@host, pid and command).
         """
         held: dict[str, Lease] = self._held()
         if name in held:
             yield held[name]
             return
-        lease = self._acquire(name, self.lease_wait_s if wait_s is None else wait_s)
+        lease = self._acquire(name, self.lease_wait_s if wait_s is None else wait_s, owner)
         held[name] = lease
         try:
             yield lease
@@ -379,9 +382,47 @@ class Lake:
             held = self._local.held = {}
         return held
 
-    def _acquire(self, name: str, wait_s: float) -> Lease:
+    @contextlib.contextmanager
+    def held_for_a_run(
+        self, name: str, *, owner: str | None = None, wait_s: float | None = None
+    ) -> Iterator[Lease]:
+        """`lease` for a long run whose steps do not renew it: a background thread renews it
+        every quarter of its time-to-live. An outage of the store skips a renewal (the next one
+        tries again); if another writer took the lease over, the run ends with `LeaseLostError`.
+        """
+        with self.lease(name, wait_s=wait_s, owner=owner) as lease:
+            stop = threading.Event()
+            lost: list[LeaseLostError] = []
+
+            def renew() -> None:
+                while not stop.wait(self.lease_ttl_s / 4):
+                    try:
+                        lease.keep(force=True)
+                    except LeaseLostError as exc:
+                        lost.append(exc)
+                        return
+                    except (OSError, LakeError) as exc:
+                        log.warning("Could not renew the lease %s (%s).", lease.key, exc)
+
+            renewer = threading.Thread(target=renew, name=f"lease {name}", daemon=True)
+            renewer.start()
+            try:
+                yield lease
+            finally:
+                stop.set()
+                renewer.join(timeout=self.lease_ttl_s / 4)
+            if lost:
+                raise lost[0]
+
+    def _acquire(self, name: str, wait_s: float, owner: str | None = None) -> Lease:
         lease = Lease(
-            self, name, uuid.uuid4().hex, _owner(), datetime.now(UTC), self.lease_ttl_s, ""
+            self,
+            name,
+            uuid.uuid4().hex,
+            owner or _owner(),
+            datetime.now(UTC),
+            self.lease_ttl_s,
+            "",
         )
         _HELD_TOKENS.add(lease.token)  # before the create: other threads see it as live
         try:
@@ -780,7 +821,10 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _subject(name: str) -> str:
-    """`raw/snapshot=2017-12-31` -> `snapshot 2017-12-31 of raw/`; `features` -> `features/`."""
+    """`raw/snapshot=2017-12-31` -> `snapshot 2017-12-31 of raw/`; `features` -> `features/`;
+    `runs/pipeline` -> `this lake (one pipeline run at a time)`."""
+    if name.startswith(RUNS_PREFIX):
+        return f"this lake (one {name.removeprefix(RUNS_PREFIX)} run at a time)"
     stage, _, rest = name.partition("/snapshot=")
     return f"snapshot {rest} of {stage}/" if rest else f"{name}/"
 

@@ -20,6 +20,8 @@ with a manifest, so a reader always goes through the manifest of its stage and s
     reports/monitoring/snapshot=D/report.{json,html} drift, skew and realised performance
     _leases/<name>.json                              one writer at a time (a snapshot, a run)
                                                      (a publish: `publish_lease_name`)
+    _leases/runs/pipeline.json                       one pipeline run at a time per lake
+                                                     (crm-daily, crm-pipeline, train-weekly)
 """
 
 from __future__ import annotations
@@ -112,6 +114,11 @@ def monitoring_report_prefix(snapshot: str) -> str:
 
 def lease_key(name: str) -> str:
     return f"_leases/{name}.json"
+
+
+RUNS_PREFIX = "runs/"
+# The chains that write every stage (daily, the whole pipeline, the weekly train) take turns.
+PIPELINE_RUN_LEASE = f"{RUNS_PREFIX}pipeline"
 
 
 def publish_lease_name(manifest_key: str) -> str:

@@ -124,6 +124,24 @@ class Settings(BaseSettings):
         default=0.9, ge=0.0, le=1.0, description="Minimum quality score a snapshot must reach."
     )
 
+    # --- Daily operation (flows/daily.py) ---------------------------------------------------
+    daily_source: str = Field(
+        default="synthetic",
+        description="What the daily chain lands: kaggle | dir:PATH | synthetic (the demo's).",
+    )
+    run_wait_s: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="How long a pipeline run waits for the lake's running one (0: fail at once).",
+    )
+    alert_webhook_url: str | None = Field(
+        default=None,
+        description="Where a failed scheduled run is reported (JSON POST); none: logs only.",
+    )
+    alert_timeout_s: float = Field(
+        default=5.0, gt=0, le=60, description="Timeout of the alert's POST (s)."
+    )
+
     # --- Serving ------------------------------------------------------------------------------
     scorer_url: str = Field(
         default="http://127.0.0.1:3000", description="The BentoML scorer, for its clients."

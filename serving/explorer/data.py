@@ -7,6 +7,7 @@ Missing inputs raise `NoData`/`ServiceDown` with the command that produces them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,13 @@ from feature_repo.definitions import NoFeatureTablesError
 from feature_tables.published import read_feature_table
 from infra.clock import utc
 from infra.lake import Lake, LakeError
-from infra.layout import quarantine_key
+from infra.layout import (
+    PREDICTIONS,
+    manifests_prefix,
+    predictions_key,
+    predictions_manifest_key,
+    quarantine_key,
+)
 from ingestion.tables import ACCOUNTS, PRODUCTS, SALES_PIPELINE, SALES_TEAMS, STAGES_OPEN, TABLES
 from serving.explorer.errors import NoData, ServiceDown
 from validation.errors import NotValidatedError
@@ -81,6 +88,42 @@ def open_deals(lake: Lake, snapshot: str) -> pd.DataFrame:
         "sector",
     ]
     return deals[columns].sort_values("opportunity_id", ignore_index=True)
+
+
+@dataclass(frozen=True)
+class StoredScores:
+    """The batch scores the Pipeline page shows (`crm score --all` wrote them)."""
+
+    frame: pd.DataFrame  # opportunity_id, win_probability, expected_value
+    snapshot: str  # the snapshot they score
+    model: str  # `crm-win-probability v3`
+    scored_at: str
+    wanted: str  # the snapshot the page shows
+
+    @property
+    def stale(self) -> bool:
+        return self.snapshot != self.wanted
+
+
+def stored_scores(lake: Lake, snapshot: str) -> StoredScores | None:
+    """The batch scores of `snapshot`, else of the newest earlier snapshot that has some (then
+    `stale`), else None. Read from the committed predictions, never from the scoring API."""
+    scored = lake.list_partitions(manifests_prefix(PREDICTIONS), "snapshot")
+    earlier = [s for s in scored if s <= snapshot]
+    if not earlier:
+        return None
+    chosen = earlier[-1]
+    manifest = lake.read_manifest(predictions_manifest_key(chosen))
+    table = lake.read_parquet(manifest.objects[predictions_key(chosen)])
+    frame = table.select(["opportunity_id", "win_probability", "expected_value"]).to_pandas()
+    meta = manifest.metadata
+    return StoredScores(
+        frame=frame.astype({"opportunity_id": str}),
+        snapshot=chosen,
+        model=str(meta.get("model", "?")),
+        scored_at=str(meta.get("scored_at", "?"))[:19].replace("T", " "),
+        wanted=snapshot,
+    )
 
 
 def filter_deals(frame: pd.DataFrame, filters: Mapping[str, Sequence[str]]) -> pd.DataFrame:

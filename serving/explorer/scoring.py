@@ -6,7 +6,6 @@ the explorer shows what any other API caller would get.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -20,7 +19,6 @@ from serving.explorer.errors import ExplorerError, NoData, ServiceDown
 if TYPE_CHECKING:
     from serving.client import ScoringClient
 
-BATCH_SIZE = 500  # ids per /score_batch call (the API accepts up to 1,000)
 ALL_CONTRIBUTIONS = 100  # top_k large enough to get every model feature back
 START_HINT = (
     "start it with `make serve` (it loads the `champion` model and the online store: run "
@@ -78,52 +76,6 @@ def explain(exc: Exception, endpoint: ScorerEndpoint) -> ExplorerError:
 def score_one(client: ScoringClient, opportunity_id: str, as_of: datetime | None = None) -> Any:
     """One deal's score with every feature's contribution (for the chart and the what-if)."""
     return client.score(opportunity_id, as_of=as_of, top_k=ALL_CONTRIBUTIONS)
-
-
-def score_many(
-    client: ScoringClient, ids: Sequence[str], batch: int = BATCH_SIZE
-) -> tuple[list[Any], dict[str, str]]:
-    """Scores of many ids in batches the API accepts, and the ids it could not score (why).
-
-    The API refuses a whole batch when one id fails (404 naming each id); those ids are set
-    aside and the rest of the batch is sent again.
-    """
-    from serving.client import NotFound
-
-    scores: list[Any] = []
-    skipped: dict[str, str] = {}
-    for start in range(0, len(ids), batch):
-        chunk = list(ids[start : start + batch])
-        try:
-            scores += client.score_batch(chunk, top_k=0)
-        except NotFound as exc:
-            failed = {
-                str(d["opportunity_id"]): str(d.get("error", exc))
-                for d in (exc.detail if isinstance(exc.detail, list) else [])
-                if isinstance(d, dict) and "opportunity_id" in d
-            }
-            if not failed:
-                raise
-            skipped |= failed
-            rest = [i for i in chunk if i not in failed]
-            if rest:
-                scores += client.score_batch(rest, top_k=0)
-    return scores, skipped
-
-
-def scores_frame(scores: Iterable[Any]) -> pd.DataFrame:
-    """One row per score: id, win probability, expected value and the model that scored it."""
-    rows = [
-        {
-            "opportunity_id": s.opportunity_id,
-            "win_probability": float(s.win_probability),
-            "expected_value": None if s.expected_value is None else float(s.expected_value),
-            "model_version": str(s.model_version),
-        }
-        for s in scores
-    ]
-    columns = ["opportunity_id", "win_probability", "expected_value", "model_version"]
-    return pd.DataFrame(rows, columns=columns)
 
 
 def shown_value(value: Any) -> str:

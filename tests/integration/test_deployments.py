@@ -1,4 +1,8 @@
-"""prefect.yaml's deployments registered with the stack's Prefect server and run by a worker."""
+"""prefect.yaml's deployments registered with the stack's Prefect server, and the daily chain
+run by a worker: land -> validate -> features -> materialize -> score, on the test stack.
+
+The chain lands the same synthetic snapshot the session's other tests use (same seed and size),
+so what it rewrites is what was there."""
 
 from __future__ import annotations
 
@@ -8,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from feature_tables.published import feature_build
 from infra.lake import Lake
 from infra.settings import Settings
 from ingestion.landing import list_snapshots
 from tests.support.cli import BIN, crm, run
 from tests.support.servers import running
+from tests.support.stack import SNAPSHOT
 
 
 @pytest.fixture
@@ -22,12 +28,12 @@ def worker(stack_env: dict[str, str], tmp_path: Path) -> Iterator[Path]:
         yield log
 
 
-def test_deploy_then_a_worker_runs_the_land_deployment(
+def test_deploy_then_a_worker_runs_the_daily_chain(
     stack_env: dict[str, str], stack_settings: Settings, worker: Path
 ) -> None:
     deployed = crm("deploy", env=stack_env)
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    for name in ("land-daily", "validate", "materialize-daily", "train-weekly", "crm-pipeline"):
+    for name in ("crm-daily", "train-weekly", "land", "validate", "score", "crm-pipeline"):
         assert name in deployed.stdout
 
     env = {**os.environ, **stack_settings.env_exports()}
@@ -36,20 +42,21 @@ def test_deploy_then_a_worker_runs_the_land_deployment(
             BIN / "prefect",
             "deployment",
             "run",
-            "land/land-daily",
+            "crm-daily/crm-daily",
             "--param",
-            "snapshot=2017-01-31",
-            "--param",
-            "opportunities=2000",
+            f"snapshot={SNAPSHOT}",
             "--watch",
             "--watch-timeout",
-            "300",
+            "420",
         ],
         env=env,
-        timeout=360,
+        timeout=480,
     )
-    assert result.returncode == 0, (
-        result.stdout[-2000:] + worker.read_text(errors="replace")[-3000:]
-    )
+    log = worker.read_text(errors="replace")
+    assert result.returncode == 0, result.stdout[-2000:] + log[-3000:]
     assert "Completed" in result.stdout, result.stdout[-2000:]
-    assert "2017-01-31" in list_snapshots(Lake.from_settings(stack_settings))
+    lake = Lake.from_settings(stack_settings)
+    assert SNAPSHOT in list_snapshots(lake)
+    assert feature_build(lake)["snapshot"] == SNAPSHOT
+    for step in ("land", "validate", "features", "materialize", "score"):
+        assert f"{step} done in" in log, log[-3000:]

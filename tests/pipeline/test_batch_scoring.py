@@ -28,7 +28,9 @@ def profile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """Two validated snapshots, the later one's features online, one champion."""
     home = tmp_path_factory.mktemp("batch") / ".crm"
     with local_profile_env(home) as settings:
-        report = prepare_local_profile(settings, opportunities=3000, trainings=1)
+        report = prepare_local_profile(
+            settings, opportunities=3000, trainings=1, batch_scores=False
+        )
         decision = report["trainings"][0].decision  # type: ignore[index]
         assert decision is not None and decision.promoted, decision
         yield settings

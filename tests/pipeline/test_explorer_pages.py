@@ -10,15 +10,23 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from infra.lake import Lake
+from infra.layout import predictions_key, predictions_manifest_key
 from infra.settings import Settings
 from serving.explorer import data
-from tests.support.profiles import BROKEN_ROWS, local_profile_env, prepare_local_profile
+from tests.support.profiles import (
+    BROKEN_ROWS,
+    SNAPSHOTS,
+    local_profile_env,
+    prepare_local_profile,
+)
 from tests.support.servers import free_port
 from validation.report import read_history
 
@@ -31,7 +39,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Setting
     home = tmp_path_factory.mktemp("explorer") / ".crm"
     scorer = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     with local_profile_env(home, CRM_SCORER_URL=scorer) as settings:
-        outputs = prepare_local_profile(settings, opportunities=1200)
+        outputs = prepare_local_profile(settings, opportunities=1200, batch_scores=False)
         st.cache_data.clear()
         st.cache_resource.clear()
         yield settings, outputs
@@ -56,13 +64,14 @@ def metric(app: AppTest, label: str) -> str:
     return next(m.value for m in app.metric if m.label == label)
 
 
-def test_pipeline_without_scorer_lists_open_deals_and_says_how_to_start_it(
+def test_pipeline_without_batch_scores_lists_open_deals_and_says_how_to_score_them(
     settings: Settings,
 ) -> None:
     app = run_page(None)  # the default page
     assert [t.value for t in app.title] == ["Pipeline"]
-    [error] = app.error
-    assert "scoring service" in error.value and "make serve" in error.value
+    assert not app.error  # the page never calls the scoring API
+    [info] = app.info
+    assert "No batch scores for snapshot" in info.value and "crm score --all" in info.value
     assert settings.profile.value == "local"
 
     lake = Lake.from_settings(settings)
@@ -77,6 +86,41 @@ def test_pipeline_without_scorer_lists_open_deals_and_says_how_to_start_it(
     assert metric(app, "Open deals") == f"{len(east):,}"
     table = app.dataframe[-1].value
     assert set(table["regional_office"]) == {"East"} and len(table) == len(east)
+
+
+def test_pipeline_shows_the_batch_scores_and_says_when_they_are_stale(
+    settings: Settings,
+) -> None:
+    """Scores committed for the earlier snapshot: shown for the open deals they cover, with a
+    warning that they are older than the snapshot on the page."""
+    lake = Lake.from_settings(settings)
+    latest = data.latest_snapshot(lake)
+    deals = data.open_deals(lake, latest)
+    scored = deals.iloc[: len(deals) // 2]
+    probability = np.linspace(0.1, 0.9, len(scored))
+    table = pa.table(
+        {
+            "opportunity_id": scored["opportunity_id"].astype(str),
+            "win_probability": probability,
+            "expected_value": probability * scored["sales_price"].to_numpy(),
+        }
+    )
+    manifest = predictions_manifest_key(SNAPSHOTS[0])
+    lake.publish(manifest, {predictions_key(SNAPSHOTS[0]): table}, {"model": "m v9"})
+    st.cache_data.clear()
+    try:
+        app = run_page(None)
+    finally:
+        lake.withdraw(manifest, [predictions_key(SNAPSHOTS[0])])
+        st.cache_data.clear()
+    warnings = [w.value for w in app.warning]
+    assert any(f"of snapshot {SNAPSHOTS[0]}, older than {latest}" in w for w in warnings)
+    assert any(
+        f"{len(deals) - len(scored):,} open deals have no batch score" in w for w in warnings
+    )
+    assert any("Scored by m v9" in c.value for c in app.caption)
+    expected = float(np.sum(probability * scored["sales_price"].to_numpy()))
+    assert metric(app, "Expected value") == f"${expected:,.0f}"
 
 
 def test_opportunity_without_scorer_says_which_service_is_down(settings: Settings) -> None:

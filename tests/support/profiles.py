@@ -61,9 +61,16 @@ def with_unknown_stage(pipeline: pa.Table, rows: int) -> pa.Table:
 
 
 def prepare_local_profile(
-    settings: Settings, opportunities: int = 1500, trainings: int = 1, seed: int = 7
+    settings: Settings,
+    opportunities: int = 1500,
+    trainings: int = 1,
+    seed: int = 7,
+    *,
+    batch_scores: bool = True,
 ) -> dict[str, object]:
-    """Run the pipeline's plain functions into `settings.home` (call inside local_profile_env)."""
+    """Run the pipeline's plain functions into `settings.home` (call inside local_profile_env):
+    two snapshots landed and validated, the later one's features online, `trainings` models,
+    and (with `batch_scores`, if a champion was promoted) the open deals batch-scored."""
     from feature_tables.build import build_feature_tables
     from feature_tables.store import apply, feature_store, materialize
     from infra.lake import Lake
@@ -91,4 +98,14 @@ def prepare_local_profile(
     reports = [
         train(settings, TrainingConfig(search_size=2, seed=seed + i)) for i in range(trainings)
     ]
-    return {"validation_scores": scores, "feature_rows": rows, "trainings": reports}
+    scored = None
+    if batch_scores and any(r.decision and r.decision.promoted for r in reports):
+        from serving.batch import score_snapshot
+
+        scored = score_snapshot(settings)
+    return {
+        "validation_scores": scores,
+        "feature_rows": rows,
+        "trainings": reports,
+        "batch_scores": scored,
+    }

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from infra.lake import Lake, LakeError, LeaseHeldError, LeaseLostError
-from infra.layout import lease_key, publish_lease_name
+from infra.layout import PIPELINE_RUN_LEASE, lease_key, publish_lease_name
 from infra.settings import Settings
 
 MANIFEST = "raw/_manifests/snapshot=2017-12-31/_manifest.json"
@@ -324,3 +324,40 @@ def test_a_lease_is_reentrant_within_a_thread(lake: Lake) -> None:
         lake.publish(MANIFEST, {KEY: pa.table({"a": [1]})})  # the same writer: no deadlock
         assert lake.exists(LEASE)
     assert not lake.exists(LEASE)
+
+
+def test_a_run_lease_is_renewed_in_the_background_past_its_time_to_live(
+    local_settings: Settings,
+) -> None:
+    """A chain's steps do not renew the run lease: a thread does, so a run longer than the
+    lease's TTL keeps it, and a second run is refused all along, naming the first."""
+    import time
+
+    runner = Lake.from_settings(local_settings, lease_ttl_s=0.4)
+    other = Lake.from_settings(local_settings)
+    with runner.held_for_a_run(PIPELINE_RUN_LEASE, owner="flow run crm-daily/first (1)"):
+        for _ in range(3):
+            time.sleep(0.4)  # a full TTL each time: without renewals it would have expired
+            with pytest.raises(LeaseHeldError) as refused, other.lease(PIPELINE_RUN_LEASE):
+                pass
+            assert str(refused.value).startswith(
+                "this lake (one pipeline run at a time) is being written by "
+                "flow run crm-daily/first (1) since "
+            )
+    assert not runner.exists(lease_key(PIPELINE_RUN_LEASE))
+    with other.lease(PIPELINE_RUN_LEASE):  # released at the end of the run
+        pass
+
+
+def test_a_run_whose_lease_was_taken_over_ends_with_lease_lost(local_settings: Settings) -> None:
+    import time
+
+    runner = Lake.from_settings(local_settings, lease_ttl_s=0.4)
+    with (
+        pytest.raises(LeaseLostError, match="lost its lease"),
+        runner.held_for_a_run(PIPELINE_RUN_LEASE, owner="slow run"),
+    ):
+        body = json.loads(runner.get_bytes(lease_key(PIPELINE_RUN_LEASE)))
+        body["token"] = "someone else's"  # another run took it over meanwhile
+        runner.put_bytes(lease_key(PIPELINE_RUN_LEASE), json.dumps(body).encode())
+        time.sleep(0.5)  # the next renewal finds out

@@ -1,4 +1,8 @@
-"""Pipeline: every open deal scored through the API, with totals and breakdowns."""
+"""Pipeline: every open deal with its batch score (`crm score --all`), totals and breakdowns.
+
+The scores are read from the lake's committed predictions, not asked of the API per deal; the
+page says when they are older than the snapshot it shows, and how to refresh them.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from infra.settings import get_settings
-from serving.explorer import data, scoring, ui
-from serving.explorer.errors import ExplorerError
+from serving.explorer import data, ui
 
 
 @st.cache_data(ttl=ui.CACHE_SECONDS, show_spinner="Reading open deals…")
@@ -16,21 +18,13 @@ def open_deals(home: str, snapshot: str) -> pd.DataFrame:
     return data.open_deals(ui.lake(), snapshot)
 
 
-@st.cache_data(ttl=ui.CACHE_SECONDS, show_spinner="Scoring open deals through the API…")
-def scores(url: str, token: str | None, ids: tuple[str, ...]) -> tuple[pd.DataFrame, dict]:
-    endpoint = scoring.ScorerEndpoint(url, token)
-    client = scoring.connect(endpoint)
-    try:
-        found, skipped = scoring.score_many(client, ids)
-        return scoring.scores_frame(found), skipped
-    except ExplorerError:
-        raise
-    except Exception as exc:
-        raise scoring.explain(exc, endpoint) from exc
+@st.cache_data(ttl=ui.CACHE_SECONDS, show_spinner="Reading the batch scores…")
+def stored_scores(home: str, snapshot: str) -> data.StoredScores | None:
+    return data.stored_scores(ui.lake(), snapshot)
 
 
 st.title("Pipeline")
-st.caption("Open deals of the latest validated snapshot, scored by the champion model.")
+st.caption("Open deals of the latest validated snapshot, with the champion's batch scores.")
 
 deals = None
 with ui.explained("Open deals"):
@@ -39,21 +33,31 @@ with ui.explained("Open deals"):
     st.caption(f"Snapshot **{snapshot}** · {len(deals):,} open deals")
 
 if deals is not None:
-    endpoint = scoring.ScorerEndpoint.from_settings(get_settings())
     scored = deals.assign(win_probability=float("nan"), expected_value=float("nan"))
     have_scores = False
     with ui.explained("Scores"):
-        found, skipped = scores(endpoint.url, endpoint.token, tuple(deals["opportunity_id"]))
-        scored = deals.merge(found, on="opportunity_id", how="left")
-        have_scores = True
-        if skipped:
-            example = next(iter(skipped.values()))
-            st.warning(
-                f"{len(skipped):,} open deals could not be scored (e.g. {example}); they are "
-                "left unscored below."
+        stored = stored_scores(str(ui.settings().home), snapshot)
+        if stored is None:
+            st.info(
+                f"No batch scores for snapshot {snapshot} yet: run `crm score --all` (the "
+                "crm-daily deployment does it every day once a champion exists)."
             )
+        else:
+            scored = deals.merge(stored.frame, on="opportunity_id", how="left")
+            have_scores = True
+            st.caption(
+                f"Scored by {stored.model} at {stored.scored_at} UTC (snapshot {stored.snapshot})"
+            )
+            if stored.stale:
+                st.warning(
+                    f"These scores are of snapshot {stored.snapshot}, older than {snapshot}: "
+                    "run `crm score --all` to score the open deals shown."
+                )
+            unscored = int(scored["win_probability"].isna().sum())
+            if unscored:
+                st.warning(f"{unscored:,} open deals have no batch score; they show unscored.")
     if not have_scores:
-        st.caption("Without the scorer, the page shows the open deals and their list value only.")
+        st.caption("Without batch scores, the page shows the open deals and their list value.")
 
     with st.expander("Filters", expanded=True):
         columns = st.columns(len(data.DIMENSIONS) + 1)

@@ -1,0 +1,74 @@
+"""Prefect flows `crm-daily` and `train-weekly`: the platform left running on its schedule.
+
+`crm-daily` is one chain per day: land (from `CRM_DAILY_SOURCE`) → validate, the gate → features
+→ materialise → batch-score every open deal. Each step is the stage's own flow, run as a subflow;
+a failed gate raises, so nothing after it runs and the run ends Failed with the gate's reason
+(reported to `CRM_ALERT_WEBHOOK_URL` when set). `train-weekly` trains on the latest validated
+snapshot and re-scores it with whatever is champion afterwards. Both hold the lake's
+pipeline-run lease for their whole run (flows/runs.py), as `crm-pipeline` does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from flows.features import features
+from flows.land import land
+from flows.materialize import materialize_flow
+from flows.runs import Steps, alert_on_failure, one_run_at_a_time
+from flows.score import score_if_champion
+from flows.train import train
+from flows.validate import validate
+from infra.runtime import quiet_user_errors
+from infra.settings import get_settings
+
+
+@flow(name="crm-daily", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
+def daily(source: str | None = None, snapshot: str | None = None) -> dict[str, Any]:
+    """Land `source` (default `CRM_DAILY_SOURCE`) as `snapshot` (default today), then validate,
+    build the features, materialise them and score the open deals; the run's summary."""
+    quiet_user_errors()
+    settings = get_settings()
+    steps = Steps(get_run_logger())
+    with one_run_at_a_time(settings):
+        landed = steps.run(
+            "land",
+            lambda: land.with_options(timeout_seconds=900)(
+                source=source or settings.daily_source, snapshot=snapshot
+            ),
+        )
+        snapshot = landed["snapshot"]
+        validated = steps.run(
+            "validate", lambda: validate.with_options(timeout_seconds=900)(snapshot=snapshot)
+        )
+        feature_rows = steps.run(
+            "features", lambda: features.with_options(timeout_seconds=1800)(snapshot=snapshot)
+        )
+        materialized = steps.run(
+            "materialize", lambda: materialize_flow.with_options(timeout_seconds=1800)()
+        )
+        scored = steps.run("score", lambda: score_if_champion(snapshot))
+    return {
+        "snapshot": snapshot,
+        "source": landed["source"],
+        "rows": landed["rows"],
+        "quality_score": validated["score"],
+        "feature_rows": feature_rows,
+        "materialized": materialized,
+        "scored": scored,
+        "seconds": steps.timings(),
+    }
+
+
+@flow(name="train-weekly", on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
+def weekly_train(snapshot: str | None = None) -> dict[str, Any]:
+    """Train on `snapshot` (the latest validated one by default), then score its open deals
+    with the champion (a new one if the gate promoted it)."""
+    quiet_user_errors()
+    steps = Steps(get_run_logger())
+    with one_run_at_a_time():
+        trained = steps.run("train", lambda: train.with_options(timeout_seconds=3600)(snapshot))
+        scored = steps.run("score", lambda: score_if_champion(snapshot))
+    return {"train": trained, "scored": scored, "seconds": steps.timings()}
