@@ -116,7 +116,7 @@ def score(
         False, "--all", help="Score every open deal of the snapshot into the lake"
     ),
     snapshot: str | None = typer.Option(
-        None, help="YYYY-MM-DD; the committed feature build's snapshot by default"
+        None, help="YYYY-MM-DD; the current feature build's snapshot by default"
     ),
     as_json: bool = AS_JSON,
 ) -> None:

@@ -1,22 +1,22 @@
 """File sources on the data lake, one per feature view (`<view>_source`).
 
-Paths here are lake keys (`features/<view>/<view>.parquet`), relative to no lake in particular:
-the definitions read no settings when imported. `feature_repo.definitions.definitions(lake)`
-points each source at the object the lake's committed feature build names (one manifest commits
-all views together), on a real lake: a folder under CRM_HOME, or `s3://<bucket>/...`.
+Paths here are placeholders (`features/<view>`), relative to no lake in particular: the
+definitions read no settings when imported. `feature_repo.definitions.definitions(lake)` points
+each source at the object a committed feature build names (one manifest per snapshot commits all
+views together), on a real lake: a folder under CRM_HOME, or `s3://<bucket>/...`.
 """
 
 from feast import FileSource
 from feast.data_format import ParquetFormat
 
-from infra.layout import feature_key
+from infra.layout import FEATURES
 
 
 def lake_source(view: str, path: str | None = None, s3_endpoint: str | None = None) -> FileSource:
     """The source of `view`, at `path` (default: its lake key, to be relocated)."""
     return FileSource(
         name=f"{view}_source",
-        path=path or feature_key(view),
+        path=path or f"{FEATURES}/{view}",
         file_format=ParquetFormat(),
         timestamp_field="event_timestamp",
         s3_endpoint_override=s3_endpoint,

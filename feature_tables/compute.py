@@ -44,9 +44,11 @@ from feature_repo.features.sales_agent import sales_agent_daily_stats_fv, sales_
 from feature_repo.features.stats import ALL_TIME, GLOBAL_PRIOR, SMOOTHING_K, WINDOW_DAYS
 from feature_tables.errors import FeatureTablesError
 from infra.lake import Lake
-from infra.layout import FEATURES_MANIFEST_KEY, feature_key
+from infra.layout import FEATURES_CURRENT_KEY, feature_key, features_manifest_key
 from ingestion.tables import ACCOUNTS, PRODUCTS, SALES_PIPELINE, SALES_TEAMS
 
+# Who moves `features/_current.json` holds this lease (two builds finishing together).
+CURRENT_LEASE = "features/current"
 # Static profiles are valid "forever": stamped before every date in the data.
 PROFILE_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
 END_OF_DAY = "INTERVAL '23:59:59'"
@@ -125,25 +127,51 @@ def compute_feature_tables(
 
 
 def write_feature_tables(
-    lake: Lake, tables: Mapping[str, pd.DataFrame], metadata: Mapping[str, Any] | None = None
+    lake: Lake,
+    tables: Mapping[str, pd.DataFrame],
+    metadata: Mapping[str, Any] | None = None,
 ) -> dict[str, int]:
-    """Publish every view as one set under the features manifest; returns rows per view.
+    """Publish every view as snapshot `metadata["snapshot"]`'s build; returns rows per view.
 
-    One commit for all views (`Lake.publish`): a reader, Feast included, sees the whole previous
-    build or the whole new one, never views from two snapshots. Numbers must be finite.
+    One commit for all views of the snapshot (`Lake.publish`): a reader, Feast included, sees
+    the whole previous build or the whole new one, never views from two snapshots. Then, if no
+    newer snapshot was built before, `features/_current.json` moves to this build: Feast's
+    sources follow it (a backfill of older snapshots leaves it alone). A build without a named
+    snapshot is named after its data's last day. Numbers must be finite.
     """
     for view, frame in tables.items():
         _check_finite(view, frame)
+    snapshot = str((metadata or {}).get("snapshot") or _last_day(tables))
     rows = {view: len(frame) for view, frame in tables.items()}
-    lake.publish(
-        FEATURES_MANIFEST_KEY,
+    manifest = lake.publish(
+        features_manifest_key(snapshot),
         {
-            feature_key(view): pa.Table.from_pandas(frame, preserve_index=False)
+            feature_key(view, snapshot): pa.Table.from_pandas(frame, preserve_index=False)
             for view, frame in tables.items()
         },
-        {**(metadata or {}), "rows": rows, "built_at": datetime.now(UTC).isoformat()},
+        {
+            **(metadata or {}),
+            "snapshot": snapshot,
+            "rows": rows,
+            "built_at": datetime.now(UTC).isoformat(),
+        },
     )
+    with lake.lease(CURRENT_LEASE):
+        current = lake.read_json(FEATURES_CURRENT_KEY) if lake.exists(FEATURES_CURRENT_KEY) else {}
+        if str(current.get("snapshot", "")) <= snapshot:
+            lake.write_json(FEATURES_CURRENT_KEY, {"snapshot": snapshot, "txid": manifest.txid})
     return rows
+
+
+def _last_day(tables: Mapping[str, pd.DataFrame]) -> str:
+    days = [
+        pd.Timestamp(frame["event_timestamp"].max())
+        for frame in tables.values()
+        if len(frame) and "event_timestamp" in frame
+    ]
+    if not days:
+        raise FeatureTablesError("Empty feature tables without a snapshot name: nothing to write.")
+    return max(days).date().isoformat()
 
 
 def _check_finite(view: str, frame: pd.DataFrame) -> None:

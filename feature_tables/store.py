@@ -8,7 +8,11 @@ The definitions live in `feature_repo/` (one set for every profile); the stores 
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
+import weakref
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -16,7 +20,7 @@ import yaml
 from feast import FeatureStore, FeatureView, FileSource
 from feast.repo_config import RepoConfig
 
-from feature_repo.definitions import definitions
+from feature_repo.definitions import current_feature_snapshot, definitions
 from feature_repo.entities import JOIN_KEYS
 from feature_tables.compute import PROFILE_TIMESTAMP
 from feature_tables.errors import FeatureTablesError
@@ -39,11 +43,12 @@ def feast_env(settings: Settings) -> dict[str, str]:
     return {k: v for k, v in settings.env_exports().items() if k.startswith("CRM_PG_") and v}
 
 
-def repo_config(settings: Settings) -> RepoConfig:
+def repo_config(settings: Settings, registry_file: Path | None = None) -> RepoConfig:
     """The profile's feature_store.yaml with placeholders filled (and local paths under home).
 
     The YAML is parsed first and the placeholders filled in its string values, so a value is
     taken as it is: a password such as `p@ss:w/rd#1` or `'1234'` stays that string.
+    `registry_file`: a file registry of its own instead of the profile's (see `feature_store`).
     """
     path = settings.feature_store_yaml
     if not path.is_file():
@@ -64,6 +69,8 @@ def repo_config(settings: Settings) -> RepoConfig:
         home = settings.home.resolve()
         raw["registry"]["path"] = str(home / "feast_registry.db")
         raw["online_store"]["path"] = str(home / "feast_online_store.db")
+    if registry_file is not None:
+        raw["registry"] = {"registry_type": "file", "path": str(registry_file)}
     config = RepoConfig(**raw)
     config.repo_path = PROJECT_ROOT
     return config
@@ -80,18 +87,36 @@ def _fill_placeholders(node: Any, values: dict[str, str]) -> Any:
     return node
 
 
-def feature_store(settings: Settings) -> FeatureStore:
+def feature_store(settings: Settings, snapshot: str | None = None) -> FeatureStore:
     """A FeatureStore for `settings`' profile; on S3 profiles DuckDB gets the lake secret first.
 
     Feast's DuckDB offline store reads Parquet through ibis' *default* DuckDB backend
     (`ibis.read_parquet`) and ignores `s3_endpoint_override`; registering our S3 secret on a
     connection and making it the default backend is the one place the endpoint can be injected.
+
+    With a `snapshot` other than the current build's: a store for point-in-time reads of that
+    snapshot's feature build (training or scoring an earlier day). It has a registry of its own,
+    a temporary file holding that build's definitions, so the profile's registry, which the
+    online store and the scorer follow, is not touched; its online store is never read.
     """
     if settings.profile is Profile.LOCAL:
         settings.home.mkdir(parents=True, exist_ok=True)
     else:
         use_lake_duckdb(settings)
-    return FeatureStore(repo_path=str(PROJECT_ROOT), config=repo_config(settings))
+    lake = Lake.from_settings(settings)
+    if snapshot is None or snapshot == current_feature_snapshot(lake):
+        return FeatureStore(repo_path=str(PROJECT_ROOT), config=repo_config(settings))
+    folder = Path(tempfile.mkdtemp(prefix=f"crm-feast-{snapshot}-"))
+    store = FeatureStore(
+        repo_path=str(PROJECT_ROOT), config=repo_config(settings, folder / "registry.db")
+    )
+    weakref.finalize(store, shutil.rmtree, folder, True)  # the registry goes with the store
+    store.apply(definitions(lake, _s3_endpoint(settings), snapshot))
+    return store
+
+
+def _s3_endpoint(settings: Settings) -> str | None:
+    return settings.s3_endpoint_url if settings.uses_s3 else None
 
 
 def use_lake_duckdb(settings: Settings) -> None:
@@ -111,9 +136,7 @@ def use_lake_duckdb(settings: Settings) -> None:
 
 def apply(store: FeatureStore, settings: Settings) -> list[str]:
     """Register every definition, its file sources on `settings`' lake; the names applied."""
-    objects = definitions(
-        Lake.from_settings(settings), settings.s3_endpoint_url if settings.uses_s3 else None
-    )
+    objects = definitions(Lake.from_settings(settings), _s3_endpoint(settings))
     store.apply(objects)
     store.refresh_registry()  # a `cache_mode: thread` registry would lag behind the apply
     return sorted(o.name for o in objects)

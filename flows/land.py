@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from prefect import flow, task
@@ -26,10 +27,14 @@ from ingestion.sources import check_source, load_source
     cache_policy=NO_CACHE,
 )
 def read_source(
-    source: str, opportunities: int | None, seed: int, signal: float | None = None
+    source: str,
+    opportunities: int | None,
+    seed: int,
+    signal: float | None = None,
+    as_of: date | None = None,
 ) -> SourceData:
-    """Read the four tables (synthetic, Kaggle or a CSV folder)."""
-    return load_source(source, opportunities=opportunities, seed=seed, signal=signal)
+    """Read the four tables (synthetic, Kaggle or a CSV folder); synthetic as of `as_of`."""
+    return load_source(source, opportunities=opportunities, seed=seed, signal=signal, as_of=as_of)
 
 
 @task(cache_policy=NO_CACHE)
@@ -50,12 +55,14 @@ def land(
 ) -> dict[str, Any]:
     """Land `source` (default `CRM_DAILY_SOURCE`) as raw snapshot `snapshot` (today, UTC).
 
-    `signal` (synthetic only): strength of the planted signal in [0, 1], None for the default 1;
+    Synthetic data is the generated history as of the snapshot's date (snapshots of one history
+    differ as daily ones do). `signal` (synthetic only): strength of the planted signal in
+    [0, 1], None for the default 1;
     a non-default signal is part of the source recorded in the manifest (`synthetic:signal=0.3`).
     """
     quiet_user_errors()
     source = source or get_settings().daily_source
     snapshot = landing.check_snapshot(snapshot or today())
     check_source(source, opportunities, signal)
-    data = read_source(source, opportunities, seed, signal)
+    data = read_source(source, opportunities, seed, signal, date.fromisoformat(snapshot))
     return publish_snapshot(data, snapshot)

@@ -12,8 +12,10 @@ with a manifest, so a reader always goes through the manifest of its stage and s
     quarantine/<table>/snapshot=D/<table>.parquet    rows refused by the contracts
     reports/validation/snapshot=D/report.{json,html} one validation run
     reports/validation/history.json                  score per snapshot (the explorer's chart)
-    features/<view>/<view>.parquet                   point-in-time feature tables (Feast sources)
-    features/_manifests/_manifest.json               commit point of one feature build
+    features/<view>/snapshot=D/<view>.parquet        point-in-time feature tables of snapshot D
+    features/_manifests/snapshot=D/_manifest.json    commit point of snapshot D's feature build
+    features/_current.json                           the build Feast's sources point at (the
+                                                     newest snapshot built; one atomic object)
     predictions/snapshot=D/predictions.parquet       batch scores of the open deals
     predictions/_manifests/snapshot=D/_manifest.json
     logs/predictions/date=D/<batch>.parquet          every score the HTTP service returned
@@ -84,12 +86,17 @@ def validation_report_prefix(snapshot: str) -> str:
 
 # --- features ---------------------------------------------------------------------------------
 FEATURES = "features"
-FEATURES_MANIFEST_KEY = f"{manifests_prefix(FEATURES)}/{MANIFEST}"
+FEATURES_CURRENT_KEY = f"{FEATURES}/_current.json"
 
 
-def feature_key(view: str) -> str:
-    """Lake key of a feature view's Parquet object (a Feast FileSource reads it)."""
-    return f"{FEATURES}/{view}/{view}.parquet"
+def feature_key(view: str, snapshot: str) -> str:
+    """Logical key of a feature view's table in snapshot `snapshot`'s build."""
+    return _table(FEATURES, view, snapshot)
+
+
+def features_manifest_key(snapshot: str) -> str:
+    """The commit point of one snapshot's feature build: every view together."""
+    return _manifest(FEATURES, snapshot)
 
 
 # --- predictions and monitoring ---------------------------------------------------------------
@@ -124,8 +131,7 @@ PIPELINE_RUN_LEASE = f"{RUNS_PREFIX}pipeline"
 def publish_lease_name(manifest_key: str) -> str:
     """The lease a publish of `manifest_key` holds: one writer per stage and snapshot.
 
-    `raw/_manifests/snapshot=D/_manifest.json` -> `raw/snapshot=D`; `features/_manifests/
-    _manifest.json` -> `features` (its key: `lease_key(name)`).
+    `raw/_manifests/snapshot=D/_manifest.json` -> `raw/snapshot=D` (its key: `lease_key(name)`).
     """
     parts = [p for p in manifest_key.strip("/").split("/") if p not in ("_manifests", MANIFEST)]
     return "/".join(parts) or "lake"

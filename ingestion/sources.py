@@ -8,6 +8,7 @@ quirks (`GTXPro`, `technolgy`, `Philipines`).
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 from ingestion import kaggle_source, synthetic
@@ -49,20 +50,29 @@ def check_source(spec: str, opportunities: int | None = None, signal: float | No
 
 
 def load_source(
-    spec: str, *, opportunities: int | None = None, seed: int = 42, signal: float | None = None
+    spec: str,
+    *,
+    opportunities: int | None = None,
+    seed: int = 42,
+    signal: float | None = None,
+    as_of: date | None = None,
 ) -> SourceData:
     """Read the source named by `spec`: `synthetic`, `kaggle` or `dir:PATH`.
 
     `signal` (synthetic only): the planted signal's strength in [0, 1]; None is the default 1.
+    `as_of` (synthetic only): the generated history as the CRM showed it at the end of that day
+    (the snapshot's date: daily snapshots of one history); None is the whole history. A real
+    source is what it is on the day it is read.
     """
     check_source(spec, opportunities, signal)
     spec = spec.strip()
     if spec == "synthetic":
-        return synthetic.generate(
+        data = synthetic.generate(
             opportunities or synthetic.DEFAULT_OPPORTUNITIES,
             seed,
             signal=synthetic.DEFAULT_SIGNAL if signal is None else signal,
         )
+        return synthetic.as_of(data, as_of) if as_of else data
     if spec == "kaggle":
         return kaggle_source.load_kaggle()
     return read_csv_folder(Path(spec[4:].strip()).expanduser())

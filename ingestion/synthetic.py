@@ -32,9 +32,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from datetime import date
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ingestion.source_data import SourceData, table_checksums
 from ingestion.tables import ACCOUNTS, PRODUCTS, SALES_PIPELINE, SALES_TEAMS, SCHEMAS
@@ -191,6 +193,51 @@ def generate(
     return SourceData(
         tables=tables, source=source_label(signal), checksums=checksums, ground_truth=truth
     )
+
+
+def as_of(data: SourceData, day: date) -> SourceData:
+    """The generated world as the CRM showed it at the end of `day`, for landing daily snapshots
+    of one history: deals engaged later do not exist yet, deals that close later are still open
+    (`Engaging`, no close date or value, no outcome in the ground truth). Prospecting deals, which
+    have no engage date, are there from the start. On or after the last day: `data` unchanged.
+
+    Two snapshots a month apart thus differ as real ones do: some deals closed, some new ones.
+    """
+    if day >= LAST_DAY.astype(date):
+        return data
+    pipeline = data.tables[SALES_PIPELINE]
+    cutoff = pa.scalar(day, pa.date32())
+    engaged_later = pc.fill_null(pc.greater(pipeline["engage_date"], cutoff), False)
+    pipeline = pipeline.filter(pc.invert(engaged_later))
+    closes_later = pc.fill_null(pc.greater(pipeline["close_date"], cutoff), False)
+    stage = pc.if_else(closes_later, "Engaging", pipeline["deal_stage"])
+    pipeline = (
+        pipeline.set_column(_index(pipeline, "deal_stage"), "deal_stage", stage)
+        .set_column(
+            _index(pipeline, "close_date"),
+            "close_date",
+            pc.if_else(closes_later, pa.scalar(None, pa.date32()), pipeline["close_date"]),
+        )
+        .set_column(
+            _index(pipeline, "close_value"),
+            "close_value",
+            pc.if_else(closes_later, pa.scalar(None, pa.int64()), pipeline["close_value"]),
+        )
+    )
+    tables = {**data.tables, SALES_PIPELINE: pipeline}
+    checksums = {**data.checksums, **table_checksums(tables), "as_of": day.isoformat()}
+    truth = data.ground_truth
+    if truth is not None:
+        open_now = pipeline.filter(pc.is_null(pipeline["close_date"]))["opportunity_id"]
+        truth = truth.filter(pc.is_in(truth["opportunity_id"], pipeline["opportunity_id"]))
+        still_open = pc.is_in(truth["opportunity_id"], open_now)
+        won = pc.if_else(still_open, pa.scalar(None, pa.bool_()), truth["won"])
+        truth = truth.set_column(_index(truth, "won"), "won", won)
+    return SourceData(tables=tables, source=data.source, checksums=checksums, ground_truth=truth)
+
+
+def _index(table: pa.Table, column: str) -> int:
+    return table.schema.get_field_index(column)
 
 
 def check_signal(signal: float) -> None:

@@ -26,7 +26,6 @@ import xgboost as xgb
 from feature_repo.entities import ACCOUNT, OPPORTUNITY_ID, SECTOR
 from feature_repo.feature_services import full_name
 from feature_tables.published import feature_build
-from infra.errors import CRMError
 from infra.lake import Lake
 from infra.layout import predictions_key, predictions_manifest_key
 from infra.settings import Settings
@@ -61,10 +60,6 @@ CONTRIBUTION_TYPE = pa.list_(
         ]
     )
 )
-
-
-class BatchScoringError(CRMError):
-    """Batch scoring cannot run as asked (wrong snapshot, no champion, no features)."""
 
 
 @dataclass(frozen=True)
@@ -151,19 +146,14 @@ def score_open_deals(
     store: FeatureStore | None = None,
     loaded: LoadedModel | None = None,
 ) -> BatchScores:
-    """Score every open deal of `snapshot` (default: the committed feature build's) with the
-    champion, from the offline store at the build's scoring time."""
+    """Score every open deal of `snapshot` (default: the current feature build's) with the
+    champion, from that snapshot's feature build in the offline store at its scoring time."""
     from feature_tables.store import feature_store
     from validation.published import read_validated
 
     lake = Lake.from_settings(settings)
-    build = feature_build(lake)
-    snapshot = snapshot or str(build["snapshot"])
-    if build.get("snapshot") != snapshot:
-        raise BatchScoringError(
-            f"The committed feature tables are of snapshot {build.get('snapshot')}, not "
-            f"{snapshot}: run `crm features --snapshot {snapshot}` (and `crm materialize`) first."
-        )
+    build = feature_build(lake, snapshot)  # NoFeatureTablesError: says what to run
+    snapshot = str(build["snapshot"])
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     loaded = loaded or load_champion(settings)  # RegistryError: no champion, says what to do
@@ -175,7 +165,7 @@ def score_open_deals(
     )
     seconds["load"] = _lap(started)
     started = time.perf_counter()
-    store = store or feature_store(settings)
+    store = store or feature_store(settings, snapshot)
     frame = historical_features(store, entities) if len(entities) else entities.assign(_empty=1)
     frame = frame.sort_values(OPPORTUNITY_ID, ignore_index=True)
     seconds["features"] = _lap(started)
@@ -231,9 +221,10 @@ def score_snapshot(
     lake = Lake.from_settings(settings)
     scores = score_open_deals(settings, snapshot, top_k=top_k)
     started = time.perf_counter()
-    build = feature_build(lake)
+    build = feature_build(lake, scores.snapshot)
     lineage = {
         "feature_snapshot": build.get("snapshot"),
+        "feature_txid": build.get("txid"),
         "validated_txid": build.get("validated_txid"),
         "feature_built_at": build.get("built_at"),
     }

@@ -115,6 +115,7 @@ def build_examples(
     feature_service: str = SCORING_SERVICE,
 ) -> Examples:
     """Examples of a validated snapshot (default: the latest) with Feast features and lineage."""
+    from feature_tables.published import feature_build
     from feature_tables.store import feature_store
     from infra.layout import ground_truth_key, validated_manifest_key
     from ingestion.landing import read_manifest_metadata
@@ -126,7 +127,8 @@ def build_examples(
     pipeline = validated_tables[SALES_PIPELINE].to_pandas()
     accounts = validated_tables[ACCOUNTS].to_pandas()
     entities = entity_frame(pipeline, accounts, step_days=step_days)
-    store = store or feature_store(settings)
+    build = feature_build(lake, snapshot)  # the snapshot's own features, never another's
+    store = store or feature_store(settings, snapshot)
     frame = historical_features(store, entities, feature_service)
     truth_key = ground_truth_key(snapshot)
     if lake.exists(truth_key):
@@ -139,6 +141,8 @@ def build_examples(
         "source_checksums": raw.get("checksums"),
         "raw_code_version": raw.get("code_version"),
         "validated_txid": validated.txid,
+        "feature_snapshot": build["snapshot"],
+        "feature_txid": build["txid"],
         "feature_service": feature_service,
         "feast_project": settings.feast_project,
         "step_days": step_days,

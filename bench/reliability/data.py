@@ -47,7 +47,7 @@ from feature_tables.build import build_feature_tables
 from feature_tables.published import feature_build, read_feature_table
 from infra.lake import Lake, LakeError
 from infra.layout import (
-    FEATURES_MANIFEST_KEY,
+    features_manifest_key,
     lease_key,
     publish_lease_name,
     raw_key,
@@ -226,7 +226,7 @@ def s3_killed_mid_feature_write(ctx: Context, *, opportunities: int = 5_000) -> 
             landing.land(lake, data, snapshot, code_version="bench")
             validate_snapshot(lake, snapshot, threshold=0.0)
         build_feature_tables(lake, EARLIER)
-        before = lake.read_manifest(FEATURES_MANIFEST_KEY)
+        before = feature_build(lake)  # the current build: EARLIER's
 
         _kill_after(lake, stack, objects=3)
         started = time.perf_counter()
@@ -239,11 +239,11 @@ def s3_killed_mid_feature_write(ctx: Context, *, opportunities: int = 5_000) -> 
         restart_s = _restart(stack)
 
         lake = Lake.from_settings(s3)
-        after_crash = lake.read_manifest(FEATURES_MANIFEST_KEY)
+        after_crash = feature_build(lake)
         newest = _newest_rows(lake)
         one_snapshot = set(newest.values()) == {f"{EARLIER} 23:59:59"}
         sources_exist = all(lake.exists(key) for key in feature_objects(lake).values())
-        previous_intact = after_crash.txid == before.txid and one_snapshot and sources_exist
+        previous_intact = after_crash["txid"] == before["txid"] and one_snapshot and sources_exist
 
         started = time.perf_counter()
         rows = build_feature_tables(lake, SNAPSHOT)
@@ -253,7 +253,7 @@ def s3_killed_mid_feature_write(ctx: Context, *, opportunities: int = 5_000) -> 
             and set(_newest_rows(lake).values()) == {f"{SNAPSHOT} 23:59:59"}
             and all(lake.exists(key) for key in feature_objects(lake).values())
         )
-        left = _leftovers(lake, FEATURES_MANIFEST_KEY)
+        left = _leftovers(lake, features_manifest_key(SNAPSHOT))
     passed = (
         error is not None
         and "\n" not in error

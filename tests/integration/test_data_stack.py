@@ -57,17 +57,17 @@ def test_feature_builds_commit_whole_and_the_registry_follows_them(
     eight views under one manifest and re-applies the definitions, so Feast's sources always
     name the committed objects (three builds: the first one's objects are gone by then)."""
     from feature_tables.store import feature_store
-    from infra.layout import FEATURES_MANIFEST_KEY
+    from infra.layout import feature_key, features_manifest_key
     from tests.support.cli import crm_json
 
     lake = Lake.from_settings(stack_settings)
     for _ in range(2):
         crm_json(stack_env, "features", "--snapshot", SNAPSHOT)
-    manifest = lake.read_manifest(FEATURES_MANIFEST_KEY)
+    manifest = lake.read_manifest(features_manifest_key(SNAPSHOT))
     assert manifest.metadata["snapshot"] == SNAPSHOT and len(manifest.objects) == 8
     store = feature_store(stack_settings)
     for view in store.list_feature_views():
-        physical = manifest.objects[f"features/{view.name}/{view.name}.parquet"]
+        physical = manifest.objects[feature_key(view.name, SNAPSHOT)]
         assert view.batch_source.path == lake.uri(physical)
         assert lake.exists(physical)
         assert len(list(lake.list(f"features/{view.name}"))) == 2

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -97,6 +98,32 @@ def test_the_cli_asks_for_all_and_names_the_snapshot_it_needs(
     assert bare.stderr.strip().splitlines() == [
         "score failed: pass --all to score every open deal (one deal: POST /score)"
     ]
-    other = crm("score", "--all", "--snapshot", SNAPSHOTS[0], env=env)
+    other = crm("score", "--all", "--snapshot", "2017-10-31", env=env)
     assert other.returncode == 1 and "Traceback" not in other.stderr
-    assert f"run `crm features --snapshot {SNAPSHOTS[0]}`" in other.stderr
+    assert "run `crm features --snapshot 2017-10-31`" in other.stderr
+
+
+def test_an_earlier_snapshot_is_scored_and_trained_on_its_own_features(
+    profile: Settings, summary: dict
+) -> None:
+    """A backfill builds the earlier snapshot's features beside the current build; scoring and
+    training that snapshot read its own build (lineage says so), the current one stays."""
+    from feature_tables.build import build_feature_tables
+    from feature_tables.published import feature_build
+    from training.examples import build_examples
+
+    lake = Lake.from_settings(profile)
+    earlier, latest = SNAPSHOTS
+    build_feature_tables(lake, earlier)
+    assert feature_build(lake)["snapshot"] == latest  # Feast's sources stay on the newest
+
+    scored = score_snapshot(profile, earlier)
+    assert scored["snapshot"] == earlier and scored["as_of"].startswith("2017-10-01")
+    manifest = lake.read_manifest(predictions_manifest_key(earlier))
+    assert manifest.metadata["lineage"]["feature_snapshot"] == earlier
+    assert lake.exists(predictions_manifest_key(latest))  # the later day's scores stay
+
+    examples = build_examples(profile, earlier)
+    assert examples.lineage["snapshot"] == examples.lineage["feature_snapshot"] == earlier
+    assert examples.lineage["feature_txid"] == feature_build(lake, earlier)["txid"]
+    assert examples.frame["event_timestamp"].max() < pd.Timestamp("2017-10-01", tz="UTC")

@@ -16,7 +16,7 @@ import pytest
 
 from feature_tables.published import feature_build
 from infra.lake import Lake, LeaseHeldError
-from infra.layout import PIPELINE_RUN_LEASE
+from infra.layout import FEATURES_CURRENT_KEY, PIPELINE_RUN_LEASE
 from infra.settings import Settings, get_settings
 from ingestion.landing import list_snapshots
 from validation.published import validated_snapshots
@@ -126,6 +126,6 @@ def test_a_failed_gate_stops_the_chain_with_the_reason(
         daily(snapshot="2017-07-31")
     lake = Lake.from_settings(daily_settings)
     assert list_snapshots(lake) == ["2017-07-31"] and validated_snapshots(lake) == []
-    assert not lake.exists("features/_manifests/_manifest.json")  # nothing after the gate ran
+    assert not lake.exists(FEATURES_CURRENT_KEY)  # nothing after the gate ran
     (alert,) = webhook[1]
     assert alert["state"] == "Failed" and str(failed.value).split(":")[0] in alert["text"]

@@ -12,11 +12,14 @@ import pandas as pd
 import pytest
 from feast import FeatureStore
 
-from feature_repo.definitions import NoFeatureTablesError, definitions
+from feature_repo.definitions import (
+    NoFeatureTablesError,
+    committed_feature_objects,
+    definitions,
+)
 from feature_tables.compute import compute_feature_tables, write_feature_tables
 from feature_tables.store import apply, materialize, online_entity_rows
 from infra.lake import Lake
-from infra.layout import FEATURES_MANIFEST_KEY
 from infra.settings import Settings
 from tests.support.feature_reference import random_tables
 from tests.support.profiles import open_store
@@ -51,14 +54,14 @@ def loads(
     name the build's physical objects."""
     lake = Lake.from_settings(local)
     first = materialize(store)
-    november_objects = dict(lake.read_manifest(FEATURES_MANIFEST_KEY).objects)
+    november_objects = committed_feature_objects(lake)
     december = compute_feature_tables(source, as_of_end=AS_OF)
     write_feature_tables(lake, december)
-    # Until the registry follows, it still points at November's objects, which the December
-    # publish kept (the generation it replaced): a reader in between still finds its data.
+    # Until the registry follows, it still points at November's objects, which stay: each
+    # snapshot's build is its own (a reader in between still finds its data).
     store.refresh_registry()
     old_source = store.get_feature_view("opportunity").batch_source.path
-    assert old_source == lake.uri(november_objects["features/opportunity/opportunity.parquet"])
+    assert old_source == lake.uri(november_objects["opportunity"])
     assert Path(old_source).is_file()
     apply(store, local)
     second = materialize(store)
@@ -105,7 +108,8 @@ def test_sources_follow_the_active_lake(store: FeatureStore, local: Settings) ->
     view = store.get_feature_view("sales_agent_daily_stats")
     folder = local.lake_root / "data-lake/features/sales_agent_daily_stats"
     path = Path(view.batch_source.path)
-    assert path.parent == folder and path.is_file()
+    assert path.parent.parent == folder and path.is_file()
+    assert path.parent.name.startswith("snapshot=")  # each snapshot's build is its own
     assert path.name.startswith("sales_agent_daily_stats.") and path.suffix == ".parquet"
 
 
@@ -114,11 +118,9 @@ def test_sources_are_the_committed_physical_objects(
 ) -> None:
     """Issue 12, defect 9: Feast reads the objects the features manifest committed."""
     lake = Lake.from_settings(local)
-    objects = lake.read_manifest(FEATURES_MANIFEST_KEY).objects
+    objects = committed_feature_objects(lake)
     for view in store.list_feature_views():
-        assert view.batch_source.path == lake.uri(
-            objects[f"features/{view.name}/{view.name}.parquet"]
-        )
+        assert view.batch_source.path == lake.uri(objects[view.name])
 
 
 def test_definitions_without_feature_tables_say_what_to_run(tmp_path: Path) -> None:

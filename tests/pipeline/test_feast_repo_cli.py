@@ -11,9 +11,9 @@ from pathlib import Path
 
 from feast import FeatureStore
 
+from feature_repo.definitions import committed_feature_objects
 from feature_tables.compute import VIEWS, compute_feature_tables, write_feature_tables
 from infra.lake import Lake
-from infra.layout import FEATURES_MANIFEST_KEY, feature_key
 from infra.settings import PROJECT_ROOT, Settings
 from tests.support.cli import BIN, run
 from tests.support.feature_reference import random_tables
@@ -43,6 +43,6 @@ def test_feast_cli_apply_from_the_project_root(tmp_path: Path) -> None:
     assert [s.name for s in store.list_feature_services()] == ["opportunity_scoring_v1"]
     assert {v.name for v in store.list_feature_views()} == set(VIEWS)
     source = store.get_feature_view("account_profile").batch_source.path
-    committed = lake.read_manifest(FEATURES_MANIFEST_KEY).objects[feature_key("account_profile")]
+    committed = committed_feature_objects(lake)["account_profile"]
     assert source == lake.uri(committed)
     assert source.startswith(str(root / ".crm/lake/data-lake/features/account_profile/"))

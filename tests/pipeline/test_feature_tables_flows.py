@@ -72,17 +72,17 @@ def test_features_flow_reapplies_the_definitions_to_the_new_build(
 ) -> None:
     """Issue 12, defect 9: after a build the registry names its physical objects, so it never
     points at objects a later build removed (a build keeps only the generation it replaced)."""
+    from feature_repo.definitions import committed_feature_objects
     from feature_tables.store import feature_store
     from flows.features import features
-    from infra.layout import FEATURES_MANIFEST_KEY
 
     settings = get_settings()
     lake = Lake.from_settings(settings)
     for _ in range(3):  # three builds: the first one's objects are gone by now
         features()
-        objects = lake.read_manifest(FEATURES_MANIFEST_KEY).objects
+        objects = committed_feature_objects(lake)
         store = feature_store(settings)
         for view in store.list_feature_views():
             path = view.batch_source.path
-            assert path == lake.uri(objects[f"features/{view.name}/{view.name}.parquet"])
+            assert path == lake.uri(objects[view.name])
             assert Path(path).is_file()

@@ -30,12 +30,14 @@ def test_land_flow_lands_a_synthetic_snapshot(
     summary = land_flow(source="synthetic", snapshot="2017-09-30", opportunities=500, seed=3)
     assert summary["snapshot"] == "2017-09-30"
     assert summary["source"] == "synthetic"
-    assert summary["rows"][SALES_PIPELINE] == 500
+    # The generated history as of the snapshot's date: deals engaged later are not there yet.
+    rows = summary["rows"][SALES_PIPELINE]
+    assert 250 < rows < 500
     assert summary["manifest_key"] == raw_manifest_key("2017-09-30")
     assert summary["seconds"] > 0
     lake = Lake.from_settings(local_settings)
     assert list_snapshots(lake) == ["2017-09-30"]
-    assert read_ground_truth(lake, "2017-09-30").num_rows == 500
+    assert read_ground_truth(lake, "2017-09-30").num_rows == rows
 
 
 def test_land_flow_rejects_a_bad_snapshot_before_reading(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,15 +76,16 @@ def prepare_local_profile(
     from feature_tables.store import apply, feature_store, materialize
     from infra.lake import Lake
     from ingestion.landing import land
-    from ingestion.synthetic import generate
+    from ingestion.synthetic import as_of, generate
     from training.config import TrainingConfig
     from training.run import train
     from validation.run import validate_snapshot
 
     lake = Lake.from_settings(settings)
     scores = {}
-    for i, snapshot in enumerate(SNAPSHOTS):
-        source = generate(opportunities, seed=seed + i)
+    history = generate(opportunities, seed=seed + 1)  # the data the latest snapshot always had
+    for i, snapshot in enumerate(SNAPSHOTS):  # one history, as the CRM showed it on each day
+        source = as_of(history, date.fromisoformat(snapshot))
         if i == 0:  # a few unusable rows, so the earlier snapshot has a quarantine to show
             source.tables[SALES_PIPELINE] = with_unknown_stage(
                 source.tables[SALES_PIPELINE], BROKEN_ROWS

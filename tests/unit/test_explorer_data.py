@@ -177,7 +177,7 @@ def test_feature_tables_are_read_through_the_features_manifest(tmp_path: Path) -
             "event_timestamp": pd.to_datetime(["2017-01-01", "2017-01-02"], utc=True),
         }
     )
-    write_feature_tables(lake, {"opportunity": frame})
-    write_feature_tables(lake, {"opportunity": frame.head(1)})
+    write_feature_tables(lake, {"opportunity": frame}, {"snapshot": "2017-01-31"})
+    write_feature_tables(lake, {"opportunity": frame.head(1)}, {"snapshot": "2017-01-31"})
     assert data.feature_table(lake, "opportunity")["opportunity_id"].tolist() == ["A"]
     assert data.entity_keys(lake, "opportunity", "opportunity_id") == ["A"]

@@ -14,7 +14,13 @@ from feature_tables.compute import PROFILE_TIMESTAMP, compute_feature_tables, wr
 from feature_tables.errors import FeatureTablesError
 from feature_tables.published import feature_build, read_feature_table
 from infra.lake import Lake
-from infra.layout import FEATURES_MANIFEST_KEY, feature_key, validated_key, validated_manifest_key
+from infra.layout import (
+    FEATURES_CURRENT_KEY,
+    feature_key,
+    features_manifest_key,
+    validated_key,
+    validated_manifest_key,
+)
 from infra.settings import Settings
 from ingestion.synthetic import generate
 from ingestion.tables import TABLES
@@ -308,10 +314,10 @@ def test_write_feature_tables_commits_every_view_under_one_manifest(tmp_path, ha
     lake = Lake.from_settings(Settings(home=tmp_path))
     rows = write_feature_tables(lake, hand, {"snapshot": "2017-12-31"})
     assert rows == {view: len(frame) for view, frame in hand.items()}
-    manifest = lake.read_manifest(FEATURES_MANIFEST_KEY)
-    assert set(manifest.objects) == {feature_key(view) for view in hand}
+    manifest = lake.read_manifest(features_manifest_key("2017-12-31"))
+    assert set(manifest.objects) == {feature_key(view, "2017-12-31") for view in hand}
     assert manifest.metadata["snapshot"] == "2017-12-31" and manifest.metadata["rows"] == rows
-    assert not lake.exists(feature_key("sales_agent_daily_stats"))  # only versioned objects
+    assert not lake.exists(feature_key("sales_agent_daily_stats", "2017-12-31"))  # versioned
     back = read_feature_table(lake, "sales_agent_daily_stats").to_pandas()
     pd.testing.assert_frame_equal(back, hand["sales_agent_daily_stats"])
 
@@ -346,7 +352,7 @@ def test_a_crash_between_views_leaves_the_previous_build_whole(tmp_path, hand):
     assert feature_build(lake)["snapshot"] == "2017-12-31"
     for view in hand:
         assert read_feature_table(lake, view).num_rows == 1, view
-        assert len(list(lake.list(f"features/{view}"))) == 2  # the build and the one it replaced
+        assert len(list(lake.list(f"features/{view}"))) == 2  # one per snapshot, no orphan
 
 
 def test_non_finite_features_are_never_published(tmp_path, hand):
@@ -357,7 +363,7 @@ def test_non_finite_features_are_never_published(tmp_path, hand):
     broken["account_profile"] = profile
     with pytest.raises(FeatureTablesError, match="account_profile: column revenue is inf"):
         write_feature_tables(lake, broken)
-    assert not lake.exists(FEATURES_MANIFEST_KEY)
+    assert not lake.exists(FEATURES_CURRENT_KEY)
 
 
 def test_reading_features_before_any_build_says_what_to_run(tmp_path):
@@ -389,3 +395,23 @@ def test_build_from_a_published_validated_snapshot(tmp_path):
     # Arrow input gives exactly what the same data as pandas gives.
     frames = compute_feature_tables({k: v.to_pandas() for k, v in tables.items()})
     pd.testing.assert_frame_equal(agents, frames["sales_agent_daily_stats"])
+
+
+def test_each_snapshot_has_its_own_build_and_the_newest_is_current(tmp_path, hand):
+    """Issue 14: a backfill of an older snapshot publishes that snapshot's build beside the
+    others and leaves Feast's sources on the newest; each build stays readable by snapshot."""
+    from feature_repo.definitions import NoFeatureTablesError, feature_snapshots
+
+    lake = Lake.from_settings(Settings(home=tmp_path))
+    later = {view: frame.head(1) for view, frame in hand.items()}
+    write_feature_tables(lake, later, {"snapshot": "2017-12-31"})
+    write_feature_tables(lake, hand, {"snapshot": "2017-11-30"})  # a backfill
+    assert feature_snapshots(lake) == ["2017-11-30", "2017-12-31"]
+    assert feature_build(lake)["snapshot"] == "2017-12-31"  # still the current build
+    assert lake.read_json(FEATURES_CURRENT_KEY)["snapshot"] == "2017-12-31"
+    view = "sales_agent_daily_stats"
+    assert read_feature_table(lake, view).num_rows == 1
+    assert read_feature_table(lake, view, "2017-11-30").num_rows == len(hand[view])
+    assert feature_build(lake, "2017-11-30")["rows"][view] == len(hand[view])
+    with pytest.raises(NoFeatureTablesError, match=r"run `crm features --snapshot 2017-10-31`"):
+        feature_build(lake, "2017-10-31")

@@ -246,3 +246,38 @@ def test_sizes_at_the_edges() -> None:
     assert tiny.tables[SALES_PIPELINE].num_rows == 1
     with pytest.raises(ValueError, match="at least 1"):
         generate(0)
+
+
+def test_as_of_a_day_shows_the_history_the_crm_showed_then(data: SourceData) -> None:
+    """Daily snapshots of one history (issue 14): a month later some open deals closed, new
+    ones arrived, and nothing in either snapshot happened after its day."""
+    from ingestion.synthetic import as_of
+
+    full = data.tables[SALES_PIPELINE].to_pandas().set_index("opportunity_id")
+    day1, day2 = dt.date(2017, 10, 31), dt.date(2017, 11, 30)
+    first = as_of(data, day1)
+    second = as_of(data, day2)
+    a = first.tables[SALES_PIPELINE].to_pandas().set_index("opportunity_id")
+    b = second.tables[SALES_PIPELINE].to_pandas().set_index("opportunity_id")
+    for snapshot, day in ((a, day1), (b, day2)):
+        assert snapshot["close_date"].dropna().max() <= day
+        assert snapshot["engage_date"].dropna().max() <= day
+        assert snapshot.loc[snapshot["close_date"].isna(), "close_value"].isna().all()
+    assert set(a.index) < set(b.index) < set(full.index)  # new deals each month
+    was_open = a.index[a["deal_stage"] == "Engaging"]
+    closed_since = b.loc[was_open, "deal_stage"].isin(["Won", "Lost"])
+    assert closed_since.sum() > 50  # closures
+    stayed = b.index.intersection(a.index)
+    closed_in_a = a.loc[stayed, "close_date"].notna()
+    pd.testing.assert_frame_equal(a.loc[stayed][closed_in_a], b.loc[stayed][closed_in_a])
+    # A deal's final stage is where its history leads; the truth knows no open deal's outcome.
+    assert (
+        b.loc[b["deal_stage"] != "Engaging", "deal_stage"]
+        == full.loc[b.index[b["deal_stage"] != "Engaging"], "deal_stage"]
+    ).all()
+    truth = second.ground_truth.to_pandas().set_index("opportunity_id")
+    assert set(truth.index) == set(b.index)
+    assert truth.loc[b.index[b["close_date"].isna()], "won"].isna().all()
+    assert as_of(data, dt.date(2018, 1, 1)) is data  # after the last day: the whole history
+    assert first.checksums["as_of"] == "2017-10-31"
+    assert first.checksums["sales_pipeline.arrow"] != data.checksums["sales_pipeline.arrow"]
