@@ -8,7 +8,7 @@ RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
 .PHONY: help setup lint format test test-unit stack-up stack-down stack-status demo pipeline \
-	land validate features materialize train serve explorer deploy worker bench-serving bench-reliability clean
+	land validate features materialize train serve explorer deploy worker bench-serving bench-reliability bench-batch clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -104,6 +104,9 @@ worker: setup ## Start a Prefect process worker for the deployments
 
 bench-reliability: setup ## Fault, load and fuzz scenarios on the stack profile -> bench/results/reliability.json
 	$(RUN) crm bench reliability
+
+bench-batch: setup ## Batch scoring of every open deal at 100k and 1M opportunities -> bench/results/
+	$(RUN) crm bench batch-scoring
 
 bench-serving: setup ## Serving benchmark vs mlflow models serve and an empty BentoML endpoint -> bench/results/
 	$(RUN) crm bench serving

@@ -131,6 +131,18 @@ def score(
     print_summary("batch scores", summary, as_json)
 
 
+@app.command("backfill")
+def backfill(
+    start: str = typer.Option(..., "--from", help="First snapshot, YYYY-MM-DD"),
+    end: str = typer.Option(..., "--to", help="Last snapshot, YYYY-MM-DD (included)"),
+    as_json: bool = AS_JSON,
+) -> None:
+    """Recompute the features and batch scores of every validated snapshot in a range, then
+    materialise the newest (flow `backfill`; idempotent)."""
+    summary = run_flow("backfill", "flows.daily:backfill", as_json=as_json, start=start, end=end)
+    print_summary("backfilled", summary, as_json)
+
+
 @app.command("pipeline")
 def pipeline(
     source: str = SOURCE,
@@ -248,6 +260,21 @@ def bench_serving(
     if only:
         argv += ["--only", *only]
     raise typer.Exit(run_step("bench serving", lambda: bench_main([str(a) for a in argv])))
+
+
+@bench_app.command("batch-scoring")
+def bench_batch_scoring(
+    opportunities: list[int] = typer.Option(
+        [100_000, 1_000_000], help="Snapshot sizes to score (repeatable)"
+    ),
+    train_opportunities: int = typer.Option(20_000, help="Size of the champion's history"),
+) -> None:
+    """Every open deal of large snapshots scored into the lake -> bench/results/."""
+    from bench.batch_scoring import main as bench_main
+
+    argv = ["--opportunities", *map(str, opportunities)]
+    argv += ["--train-opportunities", str(train_opportunities)]
+    raise typer.Exit(run_step("bench batch-scoring", lambda: bench_main(argv)))
 
 
 @bench_app.command("reliability")

@@ -127,3 +127,36 @@ def test_an_earlier_snapshot_is_scored_and_trained_on_its_own_features(
     assert examples.lineage["snapshot"] == examples.lineage["feature_snapshot"] == earlier
     assert examples.lineage["feature_txid"] == feature_build(lake, earlier)["txid"]
     assert examples.frame["event_timestamp"].max() < pd.Timestamp("2017-10-01", tz="UTC")
+
+
+def test_backfill_recomputes_a_range_idempotently(prefect_harness: None, profile: Settings) -> None:
+    """`crm backfill` over both snapshots: each gets its own build and its own scores, the
+    current build stays the newest, and a second backfill gives the same results."""
+    from feature_repo.definitions import feature_snapshots
+    from feature_tables.published import feature_build
+    from flows.daily import BackfillError, backfill
+
+    lake = Lake.from_settings(profile)
+
+    def scores(snapshot: str) -> pd.Series:
+        table = lake.read_published(predictions_manifest_key(snapshot), predictions_key(snapshot))
+        frame = table.to_pandas().set_index("opportunity_id")
+        return frame["win_probability"].sort_index()
+
+    first = backfill(start=SNAPSHOTS[0], end=SNAPSHOTS[-1])
+    assert list(first["snapshots"]) == list(SNAPSHOTS)
+    assert feature_snapshots(lake) == list(SNAPSHOTS)
+    assert feature_build(lake)["snapshot"] == SNAPSHOTS[-1]
+    before = {s: scores(s) for s in SNAPSHOTS}
+    rows = {s: feature_build(lake, s)["rows"] for s in SNAPSHOTS}
+    assert len(before[SNAPSHOTS[0]]) != len(before[SNAPSHOTS[-1]])  # two days, two sets of deals
+
+    again = backfill(start=SNAPSHOTS[0], end=SNAPSHOTS[-1])
+    # Nothing new to load online: the newest build's rows are the ones already there.
+    assert first["materialized"]["opportunity"] == again["materialized"]["opportunity"] == 0
+    for snapshot in SNAPSHOTS:
+        pd.testing.assert_series_equal(scores(snapshot), before[snapshot])
+        assert feature_build(lake, snapshot)["rows"] == rows[snapshot]
+
+    with pytest.raises(BackfillError, match="No validated snapshot from 2016-01-01 to 2016-12-31"):
+        backfill(start="2016-01-01", end="2016-12-31")
