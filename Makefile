@@ -105,7 +105,7 @@ worker: setup ## Start a Prefect process worker for the deployments
 bench-reliability: setup ## Fault, load and fuzz scenarios on the stack profile -> bench/results/reliability.json
 	$(RUN) crm bench reliability
 
-bench-batch: setup ## Batch scoring of every open deal at 100k and 1M opportunities -> bench/results/
+bench-batch: setup ## The daily chain and batch scoring at 8,800 and 1M opportunities -> bench/results/
 	$(RUN) crm bench batch-scoring
 
 bench-serving: setup ## Serving benchmark vs mlflow models serve and an empty BentoML endpoint -> bench/results/

@@ -265,7 +265,7 @@ def bench_serving(
 @bench_app.command("batch-scoring")
 def bench_batch_scoring(
     opportunities: list[int] = typer.Option(
-        [100_000, 1_000_000], help="Snapshot sizes to score (repeatable)"
+        [8_800, 1_000_000], help="Snapshot sizes to score (repeatable)"
     ),
     train_opportunities: int = typer.Option(20_000, help="Size of the champion's history"),
 ) -> None:
