@@ -92,9 +92,16 @@ def features(snapshot: str | None = VALIDATED_SNAPSHOT, as_json: bool = AS_JSON)
 
 
 @app.command("materialize")
-def materialize(as_json: bool = AS_JSON) -> None:
+def materialize(
+    full: bool = typer.Option(
+        False, "--full", help="Reload every row (late facts dated before the last load)"
+    ),
+    as_json: bool = AS_JSON,
+) -> None:
     """`feast apply` and materialise-incremental into the online store (flow `materialize`)."""
-    summary = run_flow("materialize", "flows.materialize:materialize_flow", as_json=as_json)
+    summary = run_flow(
+        "materialize", "flows.materialize:materialize_flow", as_json=as_json, full=full
+    )
     print_summary("materialised entities per view", summary, as_json)
 
 

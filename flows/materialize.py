@@ -29,16 +29,19 @@ def apply_definitions() -> list[str]:
 
 
 @on_outage
-def materialize_online(end: datetime | None) -> dict[str, int]:
-    """Incremental materialisation (full on a view's first run); entities loaded per view."""
-    return materialize(feature_store(get_settings()), end)
+def materialize_online(end: datetime | None, full: bool = False) -> dict[str, int]:
+    """Incremental materialisation (full on a view's first run, or with `full`); entities
+    loaded per view."""
+    return materialize(feature_store(get_settings()), end, full=full)
 
 
 @flow(name="materialize")
-def materialize_flow(end: datetime | None = None) -> dict[str, int]:
-    """Apply the definitions, then load the online store up to `end` (default now)."""
+def materialize_flow(end: datetime | None = None, full: bool = False) -> dict[str, int]:
+    """Apply the definitions, then load the online store up to `end` (default: the newest
+    row). Incremental by data time; `full` reloads everything (facts that arrived late, dated
+    before what was already loaded)."""
     quiet_user_errors()
     apply_definitions()
-    rows = materialize_online(end)
+    rows = materialize_online(end, full)
     get_run_logger().info("Materialised entities per view: %s", rows)
     return rows

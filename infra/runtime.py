@@ -28,6 +28,9 @@ def prepare_process(settings: Settings) -> None:
     os.environ.update(settings.env_exports())
     # A library's deprecation notice (ibis, about DuckDB) is not something a user can act on.
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ibis(\.|$)")
+    # urllib3 logs each retry of MLflow's HTTP client (CRM_MLFLOW_REQUEST_RETRIES) as a warning;
+    # the error that ends the run, if they all fail, already says what happened and what to do.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     if settings.profile is Profile.LOCAL:
         # Ephemeral Prefect keeps its SQLite database with the rest of the local state.
         prefect_home = (settings.home / "prefect").resolve()
