@@ -134,6 +134,11 @@ def score(
             ValueError("pass --all to score every open deal (one deal: POST /score)"),
             code=2,
         )
+    if snapshot:  # a snapshot without features fails here, before Prefect starts
+        from feature_tables.published import feature_build
+        from infra.lake import Lake
+
+        run_step("score", lambda: feature_build(Lake.from_settings(load_settings()), snapshot))
     summary = run_flow("score", "flows.score:score", as_json=as_json, snapshot=snapshot)
     print_summary("batch scores", summary, as_json)
 

@@ -160,3 +160,20 @@ def test_backfill_recomputes_a_range_idempotently(prefect_harness: None, profile
 
     with pytest.raises(BackfillError, match="No validated snapshot from 2016-01-01 to 2016-12-31"):
         backfill(start="2016-01-01", end="2016-12-31")
+
+
+def test_the_weekly_train_trains_then_scores_with_the_champion(
+    prefect_harness: None, profile: Settings
+) -> None:
+    """`train-weekly`: a challenger trained on the latest snapshot, gated against the champion,
+    then that snapshot's open deals scored again with whichever model is champion after."""
+    from flows.daily import weekly_train
+    from training.registry import CHAMPION, alias_version
+
+    summary = weekly_train(snapshot=SNAPSHOTS[-1])
+    assert summary["train"]["lineage"]["feature_snapshot"] == SNAPSHOTS[-1]
+    assert summary["train"]["model_version"] == "2"  # registered, promoted or not
+    scored = summary["scored"]
+    assert scored["snapshot"] == SNAPSHOTS[-1]
+    assert scored["model"].endswith(f"v{alias_version(profile, CHAMPION)}")
+    assert list(summary["seconds"]) == ["train", "score", "total"]
