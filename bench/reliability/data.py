@@ -122,10 +122,23 @@ def kill_s3(stack: Stack) -> None:
         os.waitpid(pid, 0)
 
 
-def _restart(stack: Stack) -> float:
+def _killed_midway(
+    lake: Lake, stack: Stack, objects: int, write: Callable[[], object]
+) -> tuple[str | None, float, float]:
+    """Run `write` with the server SIGKILLed after its `objects`-th Parquet object, then start
+    the server again (same data folder: it comes back with what it had). The error `write`
+    ended with (None if it did not fail), the seconds it took to fail, and to restart."""
+    _kill_after(lake, stack, objects)
     started = time.perf_counter()
-    stack.up(only=["s3"])  # the same data folder: the server comes back with what it had
-    return time.perf_counter() - started
+    try:
+        write()
+        error = None
+    except LakeError as exc:
+        error = str(exc)
+    seconds_to_fail = time.perf_counter() - started
+    started = time.perf_counter()
+    stack.up(only=["s3"])
+    return error, seconds_to_fail, time.perf_counter() - started
 
 
 def _kill_after(lake: Lake, stack: Stack, objects: int) -> None:
@@ -168,15 +181,9 @@ def s3_killed_mid_land(ctx: Context, *, opportunities: int = 20_000) -> dict[str
         before = lake.read_manifest(raw_manifest_key(SNAPSHOT))
 
         second = generate(opportunities + opportunities // 2, seed=2)
-        _kill_after(lake, stack, objects=2)
-        started = time.perf_counter()
-        try:
-            landing.land(lake, second, SNAPSHOT, code_version="bench")
-            error = None
-        except LakeError as exc:
-            error = str(exc)
-        seconds_to_fail = time.perf_counter() - started
-        restart_s = _restart(stack)
+        error, seconds_to_fail, restart_s = _killed_midway(
+            lake, stack, 2, lambda: landing.land(lake, second, SNAPSHOT, code_version="bench")
+        )
 
         lake = Lake.from_settings(s3)
         after_crash = lake.read_manifest(raw_manifest_key(SNAPSHOT))
@@ -228,15 +235,9 @@ def s3_killed_mid_feature_write(ctx: Context, *, opportunities: int = 5_000) -> 
         build_feature_tables(lake, EARLIER)
         before = feature_build(lake)  # the current build: EARLIER's
 
-        _kill_after(lake, stack, objects=3)
-        started = time.perf_counter()
-        try:
-            build_feature_tables(lake, SNAPSHOT)
-            error = None
-        except LakeError as exc:
-            error = str(exc)
-        seconds_to_fail = time.perf_counter() - started
-        restart_s = _restart(stack)
+        error, seconds_to_fail, restart_s = _killed_midway(
+            lake, stack, 3, lambda: build_feature_tables(lake, SNAPSHOT)
+        )
 
         lake = Lake.from_settings(s3)
         after_crash = feature_build(lake)
