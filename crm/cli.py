@@ -30,7 +30,9 @@ app.add_typer(stack_app, name="stack")
 bench_app = typer.Typer(help="Benchmarks; results under bench/results/ (never timed tests).")
 app.add_typer(bench_app, name="bench")
 
-SOURCE = typer.Option("synthetic", help="synthetic | kaggle | dir:PATH")
+SOURCE = typer.Option(
+    "synthetic", help="synthetic | synthetic:drift=YYYY-MM-DD[/kinds] | kaggle | dir:PATH"
+)
 NEW_SNAPSHOT = typer.Option(None, help="YYYY-MM-DD; today (UTC) by default")
 VALIDATED_SNAPSHOT = typer.Option(None, help="YYYY-MM-DD; the latest validated one by default")
 OPPORTUNITIES = typer.Option(None, help="Synthetic only: number of opportunities")

@@ -19,7 +19,9 @@ real data); the oracle AUC of the true probability against the outcome of closed
 0.75. The true probability of every opportunity goes to `SourceData.ground_truth`, never into the
 four landed tables. `signal` (0 to 1, default 1) multiplies the whole sum of terms: 0 leaves
 outcomes independent of every feature (for testing that nothing is learnt, or promoted, from
-noise), with the same deals and quirks.
+noise), with the same deals and quirks. `drift` (ingestion.drift) changes the deals engaged from a
+given day on — product mix, a sector's win rate, a team leaving — and leaves every earlier deal
+exactly as in the undrifted history.
 
 Closing: a deal engaged on `engage_date` closes `duration` days later (gamma, median ~45 days);
 nothing closes before 2017-03-01 (earlier closes move into March 2017) and a deal whose close
@@ -38,6 +40,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ingestion.drift import (
+    DRIFTED_SECTOR,
+    LEAVING_MANAGER,
+    PRODUCT_MIX,
+    PRODUCT_SHARE_FACTOR,
+    SECTOR_LOGIT_SHIFT,
+    SECTOR_WIN,
+    TEAM_LEAVES,
+    Drift,
+)
 from ingestion.source_data import SourceData, table_checksums
 from ingestion.tables import ACCOUNTS, PRODUCTS, SALES_PIPELINE, SALES_TEAMS, SCHEMAS
 
@@ -149,12 +161,19 @@ DURATION_SCALE = 30.0
 MAX_DURATION = 138
 # Engagements grow over the period: density rises linearly by this factor from first to last day.
 ENGAGE_RAMP = 3.2
+# A drift draws from its own stream (seeded by [seed, DRIFT_STREAM]), so the main stream — and with
+# it every undrifted deal — is the same with or without a drift.
+DRIFT_STREAM = 7
 
 ID_ALPHABET = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", dtype=np.uint8)
 
 
 def generate(
-    opportunities: int = DEFAULT_OPPORTUNITIES, seed: int = 42, *, signal: float = DEFAULT_SIGNAL
+    opportunities: int = DEFAULT_OPPORTUNITIES,
+    seed: int = 42,
+    *,
+    signal: float = DEFAULT_SIGNAL,
+    drift: Drift | None = None,
 ) -> SourceData:
     """The four CRM tables plus the ground truth, identical for the same parameters.
 
@@ -162,6 +181,9 @@ def generate(
     signal, 0 makes every outcome independent of every feature (all quirks kept, same win rate).
     The random draws do not depend on it, so the same seed gives the same deals, dates and
     quirks at any signal; only the outcomes and the true probabilities change.
+
+    `drift`: what changes for the deals engaged on or after `drift.start` (ingestion.drift); the
+    deals engaged earlier, and every draw of the generator, are those of the undrifted history.
     """
     if opportunities < 1:
         raise ValueError(f"opportunities must be at least 1, got {opportunities}.")
@@ -170,7 +192,8 @@ def generate(
     accounts = _accounts(rng)
     agents = _sales_teams()
     products = _products()
-    pipeline, truth = _pipeline(rng, opportunities, accounts, float(signal))
+    drift_rng = np.random.default_rng([seed, DRIFT_STREAM])
+    pipeline, truth = _pipeline(rng, opportunities, accounts, float(signal), drift, drift_rng)
     accounts = _plant_late_establishment(accounts, pipeline)
     tables = {
         ACCOUNTS: _to_table(ACCOUNTS, accounts),
@@ -187,11 +210,13 @@ def generate(
     }
     if signal != DEFAULT_SIGNAL:  # the default's parameters (and checksums) stay as they were
         params["signal"] = float(signal)
+    if drift is not None:
+        params["drift"] = str(drift)
     checksums["parameters.json"] = hashlib.sha256(
         json.dumps(params, sort_keys=True).encode()
     ).hexdigest()
     return SourceData(
-        tables=tables, source=source_label(signal), checksums=checksums, ground_truth=truth
+        tables=tables, source=source_label(signal, drift), checksums=checksums, ground_truth=truth
     )
 
 
@@ -246,9 +271,11 @@ def check_signal(signal: float) -> None:
         raise ValueError(f"signal must be a number between 0 and 1, got {signal!r}.")
 
 
-def source_label(signal: float = DEFAULT_SIGNAL) -> str:
-    """What the landing manifest records as the source: the signal when it is not the default."""
-    return SOURCE if signal == DEFAULT_SIGNAL else f"{SOURCE}:signal={float(signal):g}"
+def source_label(signal: float = DEFAULT_SIGNAL, drift: Drift | None = None) -> str:
+    """What the landing manifest records as the source: the signal when it is not the default,
+    the drift when there is one (`synthetic:signal=0.3:drift=2017-08-01`)."""
+    label = SOURCE if signal == DEFAULT_SIGNAL else f"{SOURCE}:signal={float(signal):g}"
+    return label if drift is None else f"{label}:drift={drift}"
 
 
 # --- reference tables ---------------------------------------------------------------------------
@@ -298,7 +325,12 @@ def _sales_teams() -> dict[str, np.ndarray]:
 
 # --- the pipeline -------------------------------------------------------------------------------
 def _pipeline(
-    rng: np.random.Generator, n: int, accounts: dict[str, np.ndarray], signal: float
+    rng: np.random.Generator,
+    n: int,
+    accounts: dict[str, np.ndarray],
+    signal: float,
+    drift: Drift | None = None,
+    drift_rng: np.random.Generator | None = None,
 ) -> tuple[pa.Table, pa.Table]:
     n_agents = len(AGENT_NAMES) - N_AGENTS_WITHOUT_DEALS
     n_accounts = len(ACCOUNT_NAMES)
@@ -336,15 +368,29 @@ def _pipeline(
 
     month = engage.astype("datetime64[M]").astype(np.int64) % 12 + 1
     quarter_end = np.isin(month, QUARTER_END_MONTHS) & ~prospecting
-    base = (
-        skill[agent]
-        + account_effect[account]
-        + product_effect[product]
-        + fit[product, sector_idx[account]]
-        + SIZE_COEF * size[account]
-        + QUARTER_END_COEF * quarter_end
-    ) * signal  # exact for the default 1.0; 0 leaves only the intercept (the win rate)
+
+    def logit(agent: np.ndarray, product: np.ndarray) -> np.ndarray:
+        return (
+            skill[agent]
+            + account_effect[account]
+            + product_effect[product]
+            + fit[product, sector_idx[account]]
+            + SIZE_COEF * size[account]
+            + QUARTER_END_COEF * quarter_end
+        ) * signal  # exact for the default 1.0; 0 leaves only the intercept (the win rate)
+
+    base = logit(agent, product)
     intercept = _solve_intercept(base[closed], TARGET_WIN_RATE)
+    # Duplicates are picked from the undrifted deals: the main stream's draws stay the same.
+    undrifted = (agent.copy(), product.copy())
+    if drift is not None and drift_rng is not None:
+        # Prospecting deals are there from the start (see `as_of`): they keep their history.
+        drifted = (engage >= np.datetime64(drift.start, "D")) & ~prospecting
+        agent, product = _drifted_mix(drift, drift_rng, drifted, agent, product, agent_weights)
+        base = logit(agent, product)
+        if SECTOR_WIN in drift.kinds:
+            in_sector = accounts["sector"][account] == DRIFTED_SECTOR
+            base = base + SECTOR_LOGIT_SHIFT * (drifted & in_sector)
     win_probability = 1.0 / (1.0 + np.exp(-(intercept + base)))
     won = closed & (rng.random(n) < win_probability)
 
@@ -353,7 +399,7 @@ def _pipeline(
 
     # Duplicates: open rows copied from another open row, all fields but the id.
     copy_from, copy_to = _duplicate_pairs(
-        rng, stage, agent, product, account, account_null, engage_days,
+        rng, stage, *undrifted, account, account_null, engage_days,
         round(n * REAL_OPEN_DUPLICATES / REAL_N),
     )  # fmt: skip
     for values in (agent, product, account, stage, account_null, engage_days, win_probability):
@@ -389,6 +435,29 @@ def _pipeline(
         }
     )
     return pipeline, truth
+
+
+def _drifted_mix(
+    drift: Drift,
+    rng: np.random.Generator,
+    drifted: np.ndarray,
+    agent: np.ndarray,
+    product: np.ndarray,
+    agent_weights: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Agent and product of every deal after `drift`: the drifted deals' redrawn, the rest kept."""
+    agent, product = agent.copy(), product.copy()
+    count = int(drifted.sum())
+    if PRODUCT_MIX in drift.kinds and count:
+        share = np.array([p[3] * PRODUCT_SHARE_FACTOR.get(p[0], 1.0) for p in PRODUCTS_REF])
+        product[drifted] = rng.choice(len(PRODUCTS_REF), count, p=share / share.sum())
+    if TEAM_LEAVES in drift.kinds and count:
+        manager_of = np.arange(agent_weights.size) % len(MANAGERS)
+        leaving = np.array([MANAGERS[m][0] == LEAVING_MANAGER for m in manager_of])
+        weights = np.where(leaving, 0.0, agent_weights)
+        moved = drifted & leaving[agent]
+        agent[moved] = rng.choice(agent_weights.size, int(moved.sum()), p=weights / weights.sum())
+    return agent, product
 
 
 def _engage_dates(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -53,6 +53,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items.sort(key=lambda item: _XDIST_ORDER.index(item.path.relative_to(HERE).parts[0]))
 
 
+@pytest.hookimpl(optionalhook=True)  # also runs with `-p no:xdist`
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Whole modules per worker, the integration tier as one unit, in the workers' order.
 
