@@ -20,10 +20,10 @@ setup: ## Install uv if missing, then the locked environment (uv sync --frozen)
 lint: setup ## ruff (lint + format), mypy, import-linter (layers, no cycles), deptry (declared imports)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy crm bench flows serving training feature_tables feature_repo validation ingestion infra
+	$(RUN) mypy crm bench flows monitoring serving training feature_tables feature_repo validation ingestion infra
 	$(RUN) lint-imports
 	$(RUN) deptry .
-	$(RUN) bandit -q -c pyproject.toml -r crm bench flows serving training feature_tables feature_repo validation ingestion infra
+	$(RUN) bandit -q -c pyproject.toml -r crm bench flows monitoring serving training feature_tables feature_repo validation ingestion infra
 
 # pip-audit exits 1 both on a vulnerability and when its database cannot be reached, and passes
 # over a package its database does not answer for: both are told apart here and said plainly.

@@ -143,6 +143,25 @@ def score(
     print_summary("batch scores", summary, as_json)
 
 
+@app.command("monitor")
+def monitor(
+    snapshot: str | None = typer.Option(
+        None, help="YYYY-MM-DD; the current feature build's snapshot by default"
+    ),
+    as_json: bool = AS_JSON,
+) -> None:
+    """Drift against the champion's training data, realised performance; writes
+    reports/monitoring/snapshot=D/, logs to MLflow, requests a retrain on a breach (flow
+    `monitor`)."""
+    if snapshot:  # a snapshot without features fails here, before Prefect starts
+        from feature_tables.published import feature_build
+        from infra.lake import Lake
+
+        run_step("monitor", lambda: feature_build(Lake.from_settings(load_settings()), snapshot))
+    summary = run_flow("monitor", "flows.monitor:monitor", as_json=as_json, snapshot=snapshot)
+    print_summary("monitoring", summary, as_json)
+
+
 @app.command("backfill")
 def backfill(
     start: str = typer.Option(..., "--from", help="First snapshot, YYYY-MM-DD"),
