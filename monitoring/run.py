@@ -174,7 +174,7 @@ def summary(monitored: Monitored) -> dict[str, Any]:
         "alarm": report["alarm"],
         "breaches": report["breaches"],
         "drifted_features": report["drifted_features"],
-        "psi_max": max((f["psi"] for f in report["features"]), default=None),
+        "psi_max_judged": max((f["psi"] for f in report["features"] if f["judged"]), default=None),
         "prediction_psi": report["prediction"]["psi"] if report["prediction"] else None,
         "quality_score": report["quality"]["score"],
         "realised": champion,

@@ -29,7 +29,9 @@ def metrics_of(report: dict[str, Any]) -> dict[str, float]:
         f"{PREFIX}drifted_features": len(report["drifted_features"]),
     }
     if report["features"]:
-        out[f"{PREFIX}psi_max"] = max(f["psi"] for f in report["features"])
+        out[f"{PREFIX}psi_max_judged"] = max(
+            (f["psi"] for f in report["features"] if f["judged"]), default=0.0
+        )
         out |= {f"{PREFIX}psi.{f['name']}": f["psi"] for f in report["features"]}
     if report["prediction"]:
         out[f"{PREFIX}prediction_psi"] = report["prediction"]["psi"]

@@ -1,0 +1,261 @@
+"""Monitoring end to end on the local profile, under Prefect's test harness.
+
+One synthetic history is landed as three weekly snapshots through the land path (land ->
+validate -> features -> `feast apply`); a champion is trained on the first and every snapshot
+is batch-scored, then monitored by the `monitor` flow. The first two raise no alarm; the third
+is drifted before landing (account revenue tripled, half the open deals moved to one product)
+and is detected: the report names the drifted features, the retraining event reaches the
+Prefect API, the alert webhook says what drifted, and `train-weekly` (what prefect.yaml's
+trigger runs) trains on the drifted snapshot and its gate decides. Realised performance is
+computed once later snapshots show deals closed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import date
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+import yaml
+
+from infra.lake import Lake
+from infra.layout import monitoring_report_keys
+from infra.settings import PROJECT_ROOT, Settings
+from ingestion.source_data import SourceData
+from ingestion.tables import ACCOUNTS, SALES_PIPELINE, STAGES_OPEN
+from tests.support.profiles import local_profile_env
+
+SNAPSHOTS = ("2017-12-03", "2017-12-10", "2017-12-17")  # weekly; the third is drifted
+OPPORTUNITIES = 6000  # enough history by early December for a champion (skill > base rate)
+REVENUE_FACTOR = 3
+
+
+def drifted(source: SourceData) -> SourceData:
+    """The same CRM with two shifts: every account's revenue x3 (a numeric profile feature)
+    and every other open deal moved to the product open deals had least of (the mix)."""
+    accounts = source.tables[ACCOUNTS]
+    revenue = accounts.column_names.index("revenue")
+    accounts = accounts.set_column(
+        revenue, "revenue", pc.multiply(accounts["revenue"], REVENUE_FACTOR)
+    )
+    pipeline = source.tables[SALES_PIPELINE]
+    is_open = pc.is_in(pipeline["deal_stage"], pa.array(STAGES_OPEN)).to_pylist()
+    products = pipeline["product"].to_pylist()
+    open_products = [p for p, o in zip(products, is_open, strict=True) if o]
+    rare = min(set(open_products), key=open_products.count)
+    open_rows = [i for i, o in enumerate(is_open) if o]
+    for i in open_rows[::2]:
+        products[i] = rare
+    pipeline = pipeline.set_column(
+        pipeline.column_names.index("product"), "product", pa.array(products, pa.string())
+    )
+    tables = {**source.tables, ACCOUNTS: accounts, SALES_PIPELINE: pipeline}
+    return replace(source, tables=tables)
+
+
+def land_snapshot(settings: Settings, source: SourceData, snapshot: str) -> None:
+    """Land, validate (the gate must pass), build the snapshot's features, point Feast at them."""
+    from feature_tables.build import build_feature_tables
+    from feature_tables.store import apply, feature_store
+    from ingestion.landing import land
+    from validation.run import validate_snapshot
+
+    lake = Lake.from_settings(settings)
+    land(lake, source, snapshot, code_version="monitoring-e2e")
+    assert validate_snapshot(lake, snapshot, threshold=settings.quality_threshold).passed
+    build_feature_tables(lake, snapshot)
+    apply(feature_store(settings), settings)
+
+
+class Webhook:
+    """A local endpoint that records the JSON bodies POSTed to it."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        received = self.received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append(json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/alerts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook()
+    try:
+        yield hook
+    finally:
+        hook.close()
+
+
+@pytest.fixture(scope="module")
+def world(
+    prefect_harness: None, tmp_path_factory: pytest.TempPathFactory, webhook: Webhook
+) -> Iterator[dict[str, Any]]:
+    """Three snapshots landed, scored and monitored; then the retraining the event asks for."""
+    from flows.daily import weekly_train
+    from flows.monitor import monitor
+    from ingestion.synthetic import as_of, generate
+    from serving.batch import score_snapshot
+    from training.config import TrainingConfig
+    from training.run import train
+
+    home = tmp_path_factory.mktemp("monitoring") / ".crm"
+    with local_profile_env(home, CRM_ALERT_WEBHOOK_URL=webhook.url) as settings:
+        history = generate(OPPORTUNITIES, seed=8)
+        monitored: dict[str, dict[str, Any]] = {}
+        alerts: dict[str, int] = {}
+        trained = None
+        for snapshot in SNAPSHOTS:
+            source = as_of(history, date.fromisoformat(snapshot))
+            if snapshot == SNAPSHOTS[-1]:
+                source = drifted(source)
+            land_snapshot(settings, source, snapshot)
+            if trained is None:
+                trained = train(settings, TrainingConfig(search_size=2, seed=7))
+                assert trained.decision is not None and trained.decision.promoted, trained
+            score_snapshot(settings, snapshot)
+            monitored[snapshot] = monitor(snapshot=snapshot)
+            alerts[snapshot] = len(webhook.received)
+        retrained = weekly_train(snapshot=SNAPSHOTS[-1])
+        yield {
+            "settings": settings,
+            "monitored": monitored,
+            "alerts": alerts,
+            "retrained": retrained,
+        }
+
+
+def report(settings: Settings, snapshot: str) -> dict[str, Any]:
+    json_key, _ = monitoring_report_keys(snapshot)
+    return dict(Lake.from_settings(settings).read_json(json_key))
+
+
+def test_two_undrifted_snapshots_raise_no_alarm(world: dict[str, Any]) -> None:
+    for snapshot in SNAPSHOTS[:2]:
+        result = world["monitored"][snapshot]
+        assert result["alarm"] is False and result["breaches"] == [], result
+        assert result["event_id"] is None and world["alerts"][snapshot] == 0
+        body = report(world["settings"], snapshot)
+        assert body["rows"] > 1000 and body["model"]["version"] == "1"
+        assert body["model"]["reference_population"].startswith("open deals")
+        judged = [f for f in body["features"] if f["judged"]]
+        assert judged and all(f["psi"] < body["thresholds"]["psi"] for f in judged)
+        assert body["prediction"]["drifted"] is False
+        assert body["quality"]["breached"] is False and body["quality"]["score"] > 0.9
+    # The training snapshot against its own reference: nothing moved at all.
+    first = report(world["settings"], SNAPSHOTS[0])
+    assert max(f["psi"] for f in first["features"]) == 0.0
+
+
+def test_the_drifted_snapshot_is_detected_and_says_what_drifted(world: dict[str, Any]) -> None:
+    snapshot = SNAPSHOTS[-1]
+    result = world["monitored"][snapshot]
+    assert result["alarm"] is True
+    drifted_names = set(result["drifted_features"])
+    assert "account_profile__revenue" in drifted_names
+    assert drifted_names & {"product_profile__sales_price", "product_profile__series"}
+    body = report(world["settings"], snapshot)
+    revenue = next(f for f in body["features"] if f["name"] == "account_profile__revenue")
+    assert revenue["psi"] >= body["thresholds"]["psi"]
+    assert revenue["p_value"] < body["thresholds"]["p_value"]
+    assert revenue["current"]["mean"] > 2 * revenue["reference"]["mean"]
+    # Evidently's page over the same rows is written beside the JSON.
+    _, html_key = monitoring_report_keys(snapshot)
+    page = Lake.from_settings(world["settings"]).get_bytes(html_key).decode()
+    assert "account_profile__revenue" in page and "<html" in page.lower()
+
+
+def test_the_breach_emits_the_event_and_alerts_with_what_drifted(
+    world: dict[str, Any], webhook: Webhook
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter
+
+    from flows.monitor import DRIFT_EVENT, model_resource
+
+    result = world["monitored"][SNAPSHOTS[-1]]
+    assert result["event_id"]
+    events: list[Any] = []
+    deadline = time.monotonic() + 30
+    with get_client(sync_client=True) as client:
+        while not events and time.monotonic() < deadline:
+            only = EventFilter(event=EventNameFilter(name=[DRIFT_EVENT]))
+            page = client.read_events(only, limit=50)  # the server refuses its default 100
+            events = [e for e in page.events if str(e.id) == result["event_id"]]
+            time.sleep(0.5)
+    (event,) = events
+    assert event.resource.id == model_resource(world["settings"])
+    assert event.payload["snapshot"] == SNAPSHOTS[-1]
+    assert "account_profile__revenue" in event.payload["drifted_features"]
+    (alert,) = webhook.received
+    assert alert["event"] == DRIFT_EVENT and "account_profile__revenue" in alert["text"]
+    assert alert["text"].startswith("crm-feature-platform: drift on snapshot 2017-12-17")
+
+
+def test_the_train_deployment_is_triggered_by_that_event(world: dict[str, Any]) -> None:
+    """prefect.yaml's trigger on `train-weekly` is a valid deployment trigger that matches the
+    event the flow emits, and passes its snapshot on."""
+    from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+    from prefect.events.schemas.events import Resource
+
+    from flows.monitor import DRIFT_EVENT, model_resource
+
+    config = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())
+    deployment = next(d for d in config["deployments"] if d["name"] == "train-weekly")
+    (spec,) = deployment["triggers"]
+    trigger = DeploymentEventTrigger(**spec)
+    assert trigger.expect == {DRIFT_EVENT}
+    resource = Resource({"prefect.resource.id": model_resource(world["settings"])})
+    assert trigger.match.matches(resource)
+    assert trigger.parameters == {"snapshot": "{{ event.payload.snapshot }}"}
+
+
+def test_the_triggered_training_runs_and_the_gate_decides(world: dict[str, Any]) -> None:
+    from training.registry import CHAMPION, alias_version
+
+    trained = world["retrained"]["train"]
+    decision = trained["decision"]
+    assert trained["lineage"]["snapshot"] == SNAPSHOTS[-1]
+    assert decision["version"] == "2" and decision["champion_version"] == "1"
+    assert decision["outcome"] and decision["reason"]
+    champion = alias_version(world["settings"], CHAMPION)
+    assert champion == ("2" if decision["promoted"] else "1")
+
+
+def test_realised_performance_once_outcomes_arrive(world: dict[str, Any]) -> None:
+    first = report(world["settings"], SNAPSHOTS[0])["performance"]
+    assert first["pairs"] == 0  # no earlier predictions: nothing to judge yet
+    second = report(world["settings"], SNAPSHOTS[1])["performance"]
+    (batch,) = second["by_version"]
+    assert batch["source"] == "batch" and batch["model_version"] == "1"
+    assert batch["pairs"] == second["pairs"] > 30
+    assert 0 < batch["won"] < batch["pairs"] and batch["auc"] is not None
+    assert batch["base_rate_brier"] > 0 and batch["brier_skill"] is not None
+    assert sum(week["pairs"] for week in second["by_week"]) == batch["pairs"]
+    assert "batch v1" in second["calibration"]
+    third = report(world["settings"], SNAPSHOTS[2])["performance"]
+    assert third["pairs"] > second["pairs"]  # the first week's deals kept closing, and more
