@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
