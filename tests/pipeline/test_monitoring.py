@@ -1,8 +1,8 @@
 """Monitoring end to end on the local profile, under Prefect's test harness.
 
-One synthetic history is landed as three weekly snapshots through the land path (land ->
+One synthetic history is landed as four weekly snapshots through the land path (land ->
 validate -> features -> `feast apply`); a champion is trained on the first and every snapshot
-is batch-scored, then monitored by the `monitor` flow. The first two raise no alarm; the third
+is batch-scored, then monitored by the `monitor` flow. The next two raise no alarm; the last
 is drifted before landing (account revenue tripled, half the open deals moved to one product)
 and is detected: the report names the drifted features, the retraining event reaches the
 Prefect API, the alert webhook says what drifted, and `train-weekly` (what prefect.yaml's
@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -33,7 +34,9 @@ from ingestion.source_data import SourceData
 from ingestion.tables import ACCOUNTS, SALES_PIPELINE, STAGES_OPEN
 from tests.support.profiles import local_profile_env
 
-SNAPSHOTS = ("2017-12-03", "2017-12-10", "2017-12-17")  # weekly; the third is drifted
+# Weekly: the champion is trained on the first, the next two are undrifted, the last drifted.
+SNAPSHOTS = ("2017-12-03", "2017-12-10", "2017-12-17", "2017-12-24")
+UNDRIFTED = SNAPSHOTS[1:3]
 OPPORTUNITIES = 6000  # enough history by early December for a champion (skill > base rate)
 REVENUE_FACTOR = 3
 
@@ -154,7 +157,7 @@ def report(settings: Settings, snapshot: str) -> dict[str, Any]:
 
 
 def test_two_undrifted_snapshots_raise_no_alarm(world: dict[str, Any]) -> None:
-    for snapshot in SNAPSHOTS[:2]:
+    for snapshot in [SNAPSHOTS[0], *UNDRIFTED]:
         result = world["monitored"][snapshot]
         assert result["alarm"] is False and result["breaches"] == [], result
         assert result["event_id"] is None and world["alerts"][snapshot] == 0
@@ -212,7 +215,7 @@ def test_the_breach_emits_the_event_and_alerts_with_what_drifted(
     assert "account_profile__revenue" in event.payload["drifted_features"]
     (alert,) = webhook.received
     assert alert["event"] == DRIFT_EVENT and "account_profile__revenue" in alert["text"]
-    assert alert["text"].startswith("crm-feature-platform: drift on snapshot 2017-12-17")
+    assert alert["text"].startswith(f"crm-feature-platform: drift on snapshot {SNAPSHOTS[-1]}")
 
 
 def test_the_train_deployment_is_triggered_by_that_event(world: dict[str, Any]) -> None:
@@ -256,5 +259,42 @@ def test_realised_performance_once_outcomes_arrive(world: dict[str, Any]) -> Non
     assert batch["base_rate_brier"] > 0 and batch["brier_skill"] is not None
     assert sum(week["pairs"] for week in second["by_week"]) == batch["pairs"]
     assert "batch v1" in second["calibration"]
-    third = report(world["settings"], SNAPSHOTS[2])["performance"]
-    assert third["pairs"] > second["pairs"]  # the first week's deals kept closing, and more
+    later = [report(world["settings"], s)["performance"] for s in SNAPSHOTS[2:]]
+    pairs = [second["pairs"], *(p["pairs"] for p in later)]
+    assert pairs == sorted(pairs) and pairs[-1] > pairs[0]  # more closed each week
+    assert len({w["week"] for w in later[-1]["by_week"]}) == len(SNAPSHOTS) - 1
+
+
+def test_the_figures_are_logged_on_the_champions_run(world: dict[str, Any]) -> None:
+    from mlflow.tracking import MlflowClient
+
+    settings = world["settings"]
+    run_id = report(settings, SNAPSHOTS[0])["model"]["run_id"]
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    alarms = {m.step: m.value for m in client.get_metric_history(run_id, "monitor_alarm")}
+    assert alarms == {int(s.replace("-", "")): float(s == SNAPSHOTS[-1]) for s in SNAPSHOTS}
+    skill = client.get_metric_history(run_id, "realised_batch_brier_skill")
+    assert {m.step for m in skill} == {int(s.replace("-", "")) for s in SNAPSHOTS[1:]}
+    artifacts = {a.path for a in client.list_artifacts(run_id, "monitoring")}
+    assert f"monitoring/snapshot={SNAPSHOTS[-1]}" in artifacts
+
+
+def test_crm_monitor_prints_the_verdict(world: dict[str, Any]) -> None:
+    from tests.support.cli import crm_json
+
+    settings = world["settings"]
+    env = {"CRM_PROFILE": "local", "CRM_HOME": str(settings.home)}
+    summary = crm_json(env, "monitor", "--snapshot", SNAPSHOTS[1])
+    assert summary["snapshot"] == SNAPSHOTS[1] and summary["alarm"] is False
+    assert summary["report"] == monitoring_report_keys(SNAPSHOTS[1])[0]
+
+
+def test_crm_monitor_without_a_snapshot_build_is_one_line(tmp_path: Path) -> None:
+    from tests.support.cli import crm
+
+    env = {"CRM_PROFILE": "local", "CRM_HOME": str(tmp_path / ".crm")}
+    result = crm("monitor", "--snapshot", "2017-12-03", env=env, cwd=tmp_path)
+    stderr = result.stderr.strip()
+    assert result.returncode == 1 and "Traceback" not in stderr + result.stdout
+    assert len(stderr.splitlines()) == 1 and stderr.startswith("monitor failed:"), stderr
+    assert "crm features" in stderr

@@ -102,3 +102,14 @@ def test_only_deals_closed_after_their_prediction_are_judged() -> None:
     )
     pairs = join_outcomes(predictions, closed)
     assert pairs["opportunity_id"].tolist() == ["A"]  # B closed before; C is still open
+
+
+def test_daily_statistics_and_calendar_positions_are_reported_not_judged() -> None:
+    from monitoring.drift import is_judged
+
+    assert is_judged("account_profile__revenue")
+    assert is_judged("product_profile__series")
+    assert is_judged("opportunity_request_features__days_open")
+    assert not is_judged("product_daily_stats__won_90d")
+    assert not is_judged("sales_agent_daily_stats__win_rate_30d")
+    assert not is_judged("opportunity_request_features__engage_month")
