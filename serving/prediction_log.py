@@ -263,8 +263,9 @@ def served_rows(
 ) -> list[Served]:
     """One `Served` per id that got a score (errors are not scores), from `serving.scorer`'s
     `Collected` inputs and the answers; `features`: the model's columns, in its order."""
-    categories = frozenset(categorical)
-    names = tuple(features)
+    # Callers on the event loop pass these ready-made (`ServingState` keeps them per model).
+    categories = categorical if isinstance(categorical, frozenset) else frozenset(categorical)
+    names = features if isinstance(features, tuple) else tuple(features)
     out = []
     for inputs, result in zip(collected, results, strict=True):
         if isinstance(result, Exception):
@@ -301,18 +302,17 @@ def to_table(rows: Sequence[Served]) -> pa.Table:
     for key in DEAL_KEYS:
         columns[key] = pa.array([_text(r.keys.get(key)) for r in rows], pa.string())
     columns["engage_date"] = pa.array([r.engage_date for r in rows], TIMESTAMP_TYPE)
-    names = list(dict.fromkeys(name for r in rows for name in r.names))  # model order
-    categorical = frozenset().union(*(r.categorical for r in rows))
+    # Usually one model for the whole batch: its column lists are the same objects in each row.
+    models = {id(r.names): (r.names, r.categorical) for r in rows}.values()
+    names = list(dict.fromkeys(name for model_names, _ in models for name in model_names))
+    categorical = frozenset().union(*(categories for _, categories in models))
+    features = [r.features for r in rows]
     for name in names:
-        values = [r.features.get(name) for r in rows]
-        if name in categorical:
-            columns[name] = pa.array([_text(v) for v in values], pa.string())
-        else:
-            columns[name] = pa.array([_number(v) for v in values], pa.float64())
-    views = list(dict.fromkeys(view for r in rows for view in r.timestamps))
-    for view in views:
-        stamps = [r.timestamps.get(view) for r in rows]
-        columns[timestamp_column(view)] = pa.array(stamps, TIMESTAMP_TYPE)
+        values = [f.get(name) for f in features]
+        columns[name] = _column(values, pa.string() if name in categorical else pa.float64())
+    stamps = [r.timestamps for r in rows]
+    for view in dict.fromkeys(view for t in stamps for view in t):
+        columns[timestamp_column(view)] = pa.array([t.get(view) for t in stamps], TIMESTAMP_TYPE)
     return pa.table(columns)
 
 
@@ -339,6 +339,16 @@ def read_prediction_log(
     frame = pa.concat_tables(tables, promote_options="permissive").to_pandas()
     ordered = [*LOG_COLUMNS, *feature_columns(frame), *timestamp_columns(frame)]
     return frame[ordered].sort_values("served_at", kind="stable", ignore_index=True)
+
+
+def _column(values: list[Any], kind: pa.DataType) -> pa.Array:
+    """Values as one Arrow column: Arrow converts the usual case (floats and ints; text) in C;
+    anything else (a bool, a number as a category) goes value by value."""
+    try:
+        return pa.array(values, kind)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        convert = _text if kind == pa.string() else _number
+        return pa.array([convert(v) for v in values], kind)
 
 
 def _text(value: Any) -> str | None:

@@ -96,6 +96,12 @@ class ServingState:
         self.refresh_seconds = refresh_seconds
         self._opener = opener
         self.prediction_log = prediction_log  # every score returned, to the lake (None: off)
+        # The engine the log's column lists were taken from, and those lists.
+        self._log_columns: tuple[ScoringEngine | None, frozenset[str], tuple[str, ...]] = (
+            None,
+            frozenset(),
+            (),
+        )
         self.engine: ScoringEngine | None = None
         self.reason = "loading the champion model and the feature store"
         self.batcher: MicroBatcher[ScoreJob, JobResult] = MicroBatcher(
@@ -259,8 +265,8 @@ class ServingState:
             start += len(job.ids)
         return out
 
-    @staticmethod
     def _log_scores(
+        self,
         prediction_log: PredictionLog,
         engine: ScoringEngine,
         jobs: list[ScoreJob],
@@ -270,7 +276,10 @@ class ServingState:
         """Hand the batch's scores to the prediction log (a buffer append: no I/O here)."""
         try:
             served_at = datetime.now(UTC)
-            categorical, columns = engine.spec.categorical, engine.spec.columns
+            if self._log_columns[0] is not engine:  # once per model, not per batch
+                spec = engine.spec
+                self._log_columns = (engine, frozenset(spec.categorical), tuple(spec.columns))
+            _, categorical, columns = self._log_columns
             rows: list[Served] = []
             start = 0
             for job in jobs:
