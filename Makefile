@@ -108,7 +108,7 @@ bench-reliability: setup ## Fault, load and fuzz scenarios on the stack profile 
 bench-batch: setup ## The daily chain and batch scoring at 8,800 and 1M opportunities -> bench/results/
 	$(RUN) crm bench batch-scoring
 
-bench-serving: setup ## Serving benchmark vs mlflow models serve and an empty BentoML endpoint -> bench/results/
+bench-serving: setup ## Serving benchmark: log on/off vs feast serve, mlflow models serve, empty BentoML -> bench/results/
 	$(RUN) crm bench serving
 
 clean: ## Remove local state (.crm/, .stack*/), not the environment

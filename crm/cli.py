@@ -281,9 +281,12 @@ def bench_serving(
     sequential: int = typer.Option(1_000, help="Sequential requests per target"),
     requests: int = typer.Option(5_000, help="Requests per concurrency level"),
     concurrency: list[int] = typer.Option([16, 64], help="Concurrency levels (repeatable)"),
-    only: list[str] = typer.Option([], help="Targets: service, mlflow, empty (repeatable)"),
+    only: list[str] = typer.Option(
+        [], help="Targets: service, nolog, feast, mlflow, empty (repeatable)"
+    ),
 ) -> None:
-    """The scorer against `mlflow models serve` and an empty BentoML endpoint, same run."""
+    """The scorer with and without its prediction log, against `feast serve`, `mlflow models
+    serve` and an empty BentoML endpoint, same run."""
     from bench.serving import main as bench_main
 
     argv: list[Any] = ["--sequential", sequential, "--requests", requests, "--concurrency"]

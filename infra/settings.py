@@ -200,6 +200,23 @@ class Settings(BaseSettings):
         gt=0,
         description="Longest online-store read (statement timeout and deadline); then 503.",
     )
+    # The prediction log (serving/prediction_log.py): every score /score and /score_batch return,
+    # buffered in memory and written to the lake in batches by one background thread.
+    serving_log_enabled: bool = Field(
+        default=True, description="Log every served score to the lake (logs/predictions/)."
+    )
+    serving_log_flush_s: float = Field(
+        default=5.0, gt=0, le=3600, description="Longest wait before buffered scores are written."
+    )
+    serving_log_max_rows: int = Field(
+        default=5_000, gt=0, description="Rows that trigger a write before the flush interval."
+    )
+    serving_log_buffer_rows: int = Field(
+        default=100_000,
+        gt=0,
+        description="Rows held in memory at most; beyond (lake down or slow), rows are dropped "
+        "and counted.",
+    )
 
     # --- Model registry -----------------------------------------------------------------------
     model_name: str = "crm-win-probability"
