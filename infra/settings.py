@@ -167,6 +167,12 @@ class Settings(BaseSettings):
     monitor_min_rows: int = Field(
         default=50, ge=1, description="Fewer current rows than this: drift is not judged."
     )
+    monitor_log_days: int = Field(
+        default=7, ge=1, description="Days of the served log (to the snapshot) judged for drift."
+    )
+    monitor_skew_sample: int = Field(
+        default=500, ge=1, description="Served rows recomputed offline for the skew report."
+    )
 
     # --- Serving ------------------------------------------------------------------------------
     scorer_url: str = Field(

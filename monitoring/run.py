@@ -1,9 +1,11 @@
 """The monitoring step as plain functions: judge a snapshot against the champion, write the report.
 
 `monitor_snapshot` gathers today's open deals and their features (the rows batch scoring
-scores), the champion's training reference, and the batch scores made earlier; it returns the
-report (drift of every feature, of the scores and of the quality score, realised performance,
-and the breaches that make an alarm) and Evidently's HTML page. `publish_report` writes both
+scores), the champion's training reference, the batch scores made earlier and the served
+prediction log (`serving.prediction_log`); it returns the report (drift of every feature, of the
+scores and of the quality score, the served requests' drift and their training/serving skew
+(`serving.skew`), realised performance of batch and served scores, and the breaches that make an
+alarm) and Evidently's HTML page. `publish_report` writes both
 under `reports/monitoring/snapshot=D/`. The Prefect flow `monitor` (flows/monitor.py) runs them,
 logs the figures to MLflow and raises the retraining event; these are testable without Prefect.
 """
@@ -11,7 +13,7 @@ logs the figures to MLflow and raises the retraining event; these are testable w
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -24,9 +26,11 @@ from monitoring.current import open_deals
 from monitoring.drift import Drift, feature_drift, prediction_drift, quality_drift
 from monitoring.errors import NoReferenceError
 from monitoring.html import drift_html
-from monitoring.performance import realised_performance
+from monitoring.performance import PAIR_COLUMNS, SERVED, realised_performance
 from monitoring.reference import load_reference
+from serving.prediction_log import feature_columns, read_prediction_log
 from serving.scorer import load_champion
+from serving.skew import skew_report
 
 
 @dataclass(frozen=True)
@@ -68,22 +72,40 @@ def breaches(
     return lines
 
 
-def served_features(log: pd.DataFrame | None) -> pd.DataFrame | None:
-    """The served log's feature values as a feature frame (one column per full feature name).
+def served_window(log: pd.DataFrame, snapshot: str, days: int) -> pd.DataFrame:
+    """The log's rows served in the `days` days that end on the snapshot's day."""
+    end = date.fromisoformat(snapshot)
+    served = pd.to_datetime(log["served_at"], utc=True).dt.date
+    return log[(served > end - timedelta(days=days)) & (served <= end)].reset_index(drop=True)
 
-    The seam for the prediction log (`serving.prediction_log`): until it is wired, None.
-    """
-    return log
+
+def served_features(log: pd.DataFrame, version: str) -> pd.DataFrame:
+    """The feature values the given model version was served with (full feature names)."""
+    rows = log[log["model_version"].astype(str) == version]
+    return rows[feature_columns(rows)].reset_index(drop=True)
+
+
+def served_pairs(log: pd.DataFrame) -> pd.DataFrame:
+    """The log's scores as forecasts to judge (`monitoring.performance.PAIR_COLUMNS`)."""
+    pairs = pd.DataFrame(
+        {
+            "opportunity_id": log["opportunity_id"].astype(str),
+            "source": SERVED,
+            "model_version": log["model_version"].astype(str),
+            "predicted_at": pd.to_datetime(log["served_at"], utc=True),
+            "probability": log["probability"].astype("float64"),
+        }
+    )
+    return pairs[list(PAIR_COLUMNS)]
 
 
 def monitor_snapshot(
-    settings: Settings,
-    snapshot: str | None = None,
-    *,
-    served_log: pd.DataFrame | None = None,
-    skew: dict[str, Any] | None = None,
+    settings: Settings, snapshot: str | None = None, *, served_log: pd.DataFrame | None = None
 ) -> Monitored:
-    """Judge `snapshot` (default: the current feature build's) against the champion."""
+    """Judge `snapshot` (default: the current feature build's) against the champion.
+
+    `served_log`: the prediction log up to the snapshot (default: read from the lake).
+    """
     lake = Lake.from_settings(settings)
     loaded = load_champion(settings)  # RegistryError with what to do when there is none
     reference = load_reference(settings, loaded.version)
@@ -96,10 +118,18 @@ def monitor_snapshot(
     features = feature_drift(reference, deals.frame, settings) if judged else []
     prediction = prediction_drift(reference, scores.to_numpy(), settings) if judged else None
     quality = quality_drift(lake, snapshot, reference, settings)
-    served_frame = served_features(served_log)
+    if served_log is None:
+        served_log = read_prediction_log(lake, end=date.fromisoformat(snapshot))
+    recent = served_window(served_log, snapshot, settings.monitor_log_days)
+    served_frame = served_features(recent, loaded.version)
     served = (
         feature_drift(reference, served_frame, settings)
-        if served_frame is not None and len(served_frame) >= settings.monitor_min_rows
+        if len(served_frame) >= settings.monitor_min_rows
+        else None
+    )
+    skew = (
+        skew_report(settings, recent, settings.monitor_skew_sample).to_dict()
+        if len(recent)
         else None
     )
 
@@ -112,7 +142,7 @@ def monitor_snapshot(
         except NoReferenceError:
             return None
 
-    performance = realised_performance(lake, snapshot, base_rate_of)
+    performance = realised_performance(lake, snapshot, base_rate_of, served_pairs(served_log))
     found = breaches(features, prediction, quality, served)
     report = {
         "snapshot": snapshot,
@@ -139,7 +169,13 @@ def monitor_snapshot(
         "features": [d.to_dict() for d in features],
         "prediction": prediction.to_dict() if prediction else None,
         "quality": quality,
-        "served": [d.to_dict() for d in served] if served is not None else None,
+        "served": {
+            "rows": len(recent),
+            "rows_of_champion": len(served_frame),
+            "days": settings.monitor_log_days,
+            "features": [d.to_dict() for d in served] if served is not None else None,
+            "drifted_features": [d.name for d in served or [] if d.drifted],
+        },
         "skew": skew,
         "performance": performance,
         "breaches": found,
@@ -177,5 +213,7 @@ def summary(monitored: Monitored) -> dict[str, Any]:
         "psi_max_judged": max((f["psi"] for f in report["features"] if f["judged"]), default=None),
         "prediction_psi": report["prediction"]["psi"] if report["prediction"] else None,
         "quality_score": report["quality"]["score"],
+        "served_rows": report["served"]["rows"],
+        "skewed_features": (report["skew"] or {}).get("skewed", []),
         "realised": champion,
     }

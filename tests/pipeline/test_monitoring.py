@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -298,3 +299,60 @@ def test_crm_monitor_without_a_snapshot_build_is_one_line(tmp_path: Path) -> Non
     assert result.returncode == 1 and "Traceback" not in stderr + result.stdout
     assert len(stderr.splitlines()) == 1 and stderr.startswith("monitor failed:"), stderr
     assert "crm features" in stderr
+
+
+def test_the_served_log_is_judged_checked_for_skew_and_realised(world: dict[str, Any]) -> None:
+    """Scores served on the first snapshot's scoring day, logged as the scorer logs them: the
+    next snapshot's report judges their features, recomputes them offline (skew) and joins
+    them with the outcomes like the batch scores."""
+    from feature_repo.entities import DEAL_KEYS
+    from infra.layout import prediction_log_prefix
+    from monitoring.current import open_deals
+    from monitoring.run import monitor_snapshot
+    from serving.prediction_log import Served, to_table
+    from serving.scorer import load_champion
+
+    settings = world["settings"]
+    lake = Lake.from_settings(settings)
+    deals = open_deals(settings, SNAPSHOTS[0])
+    loaded = load_champion(settings)
+    spec = loaded.model.spec
+    scores = loaded.model.predict_proba(deals.frame)
+    rows = [
+        Served(
+            request_id=f"e2e-{i}",
+            route="/score_batch",
+            served_at=deals.at,
+            result={
+                "opportunity_id": row["opportunity_id"],
+                "as_of": deals.at,
+                "model_name": loaded.name,
+                "model_version": loaded.version,
+                "win_probability": float(p),
+            },
+            features={name: row[name] for name in spec.columns},
+            names=tuple(spec.columns),
+            timestamps={},
+            keys={key: row[key] for key in DEAL_KEYS},
+            engage_date=None if pd.isna(row["engage_date"]) else row["engage_date"],
+            categorical=frozenset(spec.categorical),
+        )
+        for i, (row, p) in enumerate(zip(deals.frame.to_dict("records"), scores, strict=True))
+    ]
+    day = deals.at.date().isoformat()
+    lake.write_parquet(f"{prediction_log_prefix(day)}/e2e.parquet", to_table(rows))
+
+    body = monitor_snapshot(settings, SNAPSHOTS[1]).report
+    served = body["served"]
+    assert served["rows"] == served["rows_of_champion"] == len(deals.frame)
+    assert served["features"] and {f["name"] for f in served["features"]} == set(spec.columns)
+    skew = body["skew"]
+    assert skew["sampled"] == min(settings.monitor_skew_sample, len(deals.frame))
+    # Recomputed from the current build (the drifted snapshot's): revenue was tripled there, so
+    # the served revenue no longer matches; what the drift did not touch still matches.
+    assert "account_profile__revenue" in skew["skewed"]
+    untouched = [n for n in spec.columns if n.startswith("opportunity_request_features__")]
+    assert untouched and all(skew["features"][n]["rate"] == 0 for n in untouched)
+    by_source = {row["source"]: row for row in body["performance"]["by_version"]}
+    assert by_source["served"]["pairs"] > 30
+    assert by_source["served"]["model_version"] == loaded.version
