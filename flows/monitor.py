@@ -109,12 +109,23 @@ def monitor(snapshot: str | None = None, emit: bool = True) -> dict[str, Any]:
 
 
 def monitor_if_champion(snapshot: str | None) -> dict[str, Any]:
-    """The `monitor` flow without its event, or why it did not run (no champion yet)."""
+    """The `monitor` flow without its event, or why it did not run: no champion yet, or a
+    champion trained before references were saved (the chain still completes; `crm monitor`
+    says the same as an error)."""
+    from monitoring.reference import has_reference
     from training.registry import CHAMPION, alias_version
 
     settings = get_settings()
-    if alias_version(settings, CHAMPION) is None:
+    version = alias_version(settings, CHAMPION)
+    reason = None
+    if version is None:
         reason = f"no {settings.model_name}@{CHAMPION} yet: nothing to monitor (`crm train`)"
+    elif not has_reference(settings, version):
+        reason = (
+            f"{settings.model_name} v{version} has no training reference: nothing to compare "
+            "with until a model trained with one is champion (`crm train`)"
+        )
+    if reason:
         get_run_logger().warning("%s", reason)
         return {"skipped": reason}
     return monitor.with_options(timeout_seconds=1800)(snapshot=snapshot, emit=False)

@@ -63,6 +63,16 @@ def version_run_id(settings: Settings, version: str) -> str:
     return str(found.run_id)
 
 
+def has_reference(settings: Settings, version: str) -> bool:
+    """Whether version `version`'s run logged a reference (one listing, nothing downloaded)."""
+    run_id = version_run_id(settings, version)
+    try:
+        listed = MlflowClient().list_artifacts(run_id, REFERENCE_DIR)
+    except REGISTRY_ERRORS as exc:
+        raise registry_error(settings, f"list run {run_id}'s artifacts", exc) from exc
+    return any(item.path == f"{REFERENCE_DIR}/{PROFILE_FILE}" for item in listed)
+
+
 def load_reference(settings: Settings, version: str) -> Reference:
     """Version `version`'s reference (`NoReferenceError` if it was trained without one)."""
     run_id = version_run_id(settings, version)

@@ -223,7 +223,7 @@ def test_the_train_deployment_is_triggered_by_that_event(world: dict[str, Any]) 
     """prefect.yaml's trigger on `train-weekly` is a valid deployment trigger that matches the
     event the flow emits, and passes its snapshot on."""
     from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
-    from prefect.events.schemas.events import Resource
+    from prefect.events.schemas.events import Resource, ResourceSpecification
 
     from flows.monitor import DRIFT_EVENT, model_resource
 
@@ -233,7 +233,7 @@ def test_the_train_deployment_is_triggered_by_that_event(world: dict[str, Any]) 
     trigger = DeploymentEventTrigger(**spec)
     assert trigger.expect == {DRIFT_EVENT}
     resource = Resource({"prefect.resource.id": model_resource(world["settings"])})
-    assert trigger.match.matches(resource)
+    assert isinstance(trigger.match, ResourceSpecification) and trigger.match.matches(resource)
     assert trigger.parameters == {"snapshot": "{{ event.payload.snapshot }}"}
 
 
@@ -356,3 +356,37 @@ def test_the_served_log_is_judged_checked_for_skew_and_realised(world: dict[str,
     by_source = {row["source"]: row for row in body["performance"]["by_version"]}
     assert by_source["served"]["pairs"] > 30
     assert by_source["served"]["model_version"] == loaded.version
+
+
+def test_a_champion_without_a_reference_is_skipped_by_the_chain_and_named(
+    world: dict[str, Any],
+) -> None:
+    """A champion trained before references were saved (its reference removed here, last): the
+    daily chain's step says so and completes; monitoring it directly says what to do."""
+    import shutil
+    from urllib.parse import urlparse
+
+    from mlflow.tracking import MlflowClient
+    from prefect import flow
+
+    from flows.monitor import monitor_if_champion
+    from monitoring.errors import NoReferenceError
+    from monitoring.reference import REFERENCE_DIR, version_run_id
+    from monitoring.run import monitor_snapshot
+    from training.registry import CHAMPION, alias_version
+
+    settings = world["settings"]
+    version = alias_version(settings, CHAMPION)
+    assert version is not None
+    run = MlflowClient(tracking_uri=settings.tracking_uri).get_run(
+        version_run_id(settings, version)
+    )
+    shutil.rmtree(Path(urlparse(run.info.artifact_uri).path) / REFERENCE_DIR)
+
+    @flow(name="monitor-step")
+    def step() -> dict[str, Any]:  # the daily chain's step, in a flow of its own
+        return monitor_if_champion(SNAPSHOTS[-1])
+
+    assert "has no training reference" in step()["skipped"]
+    with pytest.raises(NoReferenceError, match="Retrain with `crm train`"):
+        monitor_snapshot(settings, SNAPSHOTS[-1])
