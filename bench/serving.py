@@ -12,8 +12,10 @@ On loopback, one at a time on the same machine and with the same load generator:
       encoded feature row (how a naive project serves: features are the caller's problem);
   (c) an empty BentoML endpoint (`bench/empty_service.py`): the framework's ceiling.
 Load: 200 warm-up requests, 1,000 sequential requests, then 5,000 at concurrency 16 and at 64
-(aiohttp, bounded). Prints p50/p95/p99 and req/s, the ratios and the goals, checks that the log
-kept every score the logged scorer returned, and writes `bench/results/serving.json`.
+(aiohttp, bounded); (a) and (a') are up together, loaded in alternating blocks (`bench_pair`).
+Then the scorer's own work in-process (no HTTP). Prints p50/p95/p99 and req/s, the ratios and
+the goals, checks that the log kept every score the logged scorer returned, and writes
+`bench/results/serving.json`.
 Uses the active profile (`CRM_PROFILE`...): its online store must be materialised and a
 champion registered (`crm materialize`, `crm train`).
 """
@@ -265,6 +267,98 @@ def bench_target(
     }
 
 
+def bench_pair(
+    a: Target,
+    b: Target,
+    log_dir: Path,
+    sequential: int,
+    requests: int,
+    levels: list[int],
+    blocks: int,
+) -> dict[str, dict[str, Any]]:
+    """Two targets up at once, loaded in alternating blocks (a, b, a, b, ...) at each load, the
+    latencies of each side pooled: load from elsewhere on the machine falls on both sides alike
+    (runs one after the other put a burst on one side only). For the scorer with and without
+    its prediction log: the p99 ratio is what the log costs, not what the neighbours did."""
+    servers: dict[str, Server] = {}
+    windows: dict[str, str] = {}
+    try:
+        for target in (a, b):
+            port = free_port()
+            command = [part.replace("{port}", str(port)) for part in target.command]
+            windows[target.name] = datetime.now(UTC).isoformat()
+            servers[target.name] = Server(
+                Target(**{**target.__dict__, "command": command}), port, log_dir
+            )
+        for server in servers.values():
+            server.wait_ready()
+        warm = {
+            name: asyncio.run(load(server.url + server.target.path, server.target.bodies, 200, 4))
+            for name, server in servers.items()
+        }
+        pooled: dict[str, dict[str, list[Run]]] = {name: {} for name in servers}
+        for label, total, level in [
+            ("sequential", sequential, 1),
+            *((f"c{n}", requests, n) for n in levels),
+        ]:
+            size = max(1, total // blocks)
+            for _ in range(blocks):
+                for name, server in servers.items():
+                    url = server.url + server.target.path
+                    run = asyncio.run(load(url, server.target.bodies, size, level))
+                    pooled[name].setdefault(label, []).append(run)
+    finally:
+        for server in servers.values():
+            server.stop()  # SIGTERM: BentoML's shutdown hook writes what the log still holds
+    out: dict[str, dict[str, Any]] = {}
+    for name, runs in pooled.items():
+        merged = {label: _pool(label, parts) for label, parts in runs.items()}
+        answered = sum(r.requests - r.errors for r in [warm[name], *merged.values()])
+        out[name] = {
+            "blocks": blocks,
+            "answered_200": answered,
+            "window": [windows[name], datetime.now(UTC).isoformat()],
+            "runs": {label: run.summary() for label, run in merged.items()},
+        }
+    return out
+
+
+def _pool(label: str, runs: list[Run]) -> Run:
+    return Run(
+        label,
+        sum(r.requests for r in runs),
+        runs[0].concurrency,
+        sum(r.seconds for r in runs),
+        [ms for r in runs for ms in r.latencies_ms],
+        sum(r.errors for r in runs),
+    )
+
+
+def in_process(settings: Any, ids: list[str], count: int = 1_000) -> dict[str, Any]:
+    """The scorer's own work per request without HTTP: `ScoringEngine.score_ids` of one id
+    (online read, encode, predict, top-5 contributions), sequential: what the service adds
+    over the framework's floor (the empty BentoML endpoint)."""
+    from serving.scorer import open_engine
+
+    engine = open_engine(settings)
+    try:
+        for i in ids[:100]:
+            engine.score_ids([i])  # warm-up: caches, first calls
+        latencies = []
+        for n in range(count):
+            started = time.perf_counter()
+            engine.score_ids([ids[n % len(ids)]])
+            latencies.append((time.perf_counter() - started) * 1000)
+    finally:
+        engine.close()
+    latencies.sort()
+    return {
+        "requests": count,
+        "p50_ms": round(percentile(latencies, 50), 3),
+        "p99_ms": round(percentile(latencies, 99), 3),
+    }
+
+
 def logged_rows(settings: Any, window: list[str]) -> int:
     """Rows of the prediction log served within `window` (one scorer's run)."""
     import pandas as pd
@@ -359,23 +453,6 @@ def print_table(results: dict[str, Any]) -> None:
     )
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
-def merge_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    """One target's runs over several rounds: the median of each figure (and every round)."""
-    if len(rounds) == 1:
-        return rounds[0]
-    merged: dict[str, Any] = {"rounds": rounds, "runs": {}}
-    for label in rounds[0]["runs"]:
-        runs = [r["runs"][label] for r in rounds]
-        merged["runs"][label] = {key: _median([run[key] for run in runs]) for key in runs[0]}
-    return merged
-
-
 def ratios(found: dict[str, Any], levels: list[int]) -> dict[str, float]:
     out: dict[str, float] = {}
     for level in ["sequential", *(f"c{n}" for n in levels)]:
@@ -395,7 +472,9 @@ def ratios(found: dict[str, Any], levels: list[int]) -> dict[str, float]:
     return out
 
 
-def goals(found: dict[str, Any], ratio: dict[str, float]) -> dict[str, Any]:
+def goals(
+    found: dict[str, Any], ratio: dict[str, float], inside: dict[str, Any] | None
+) -> dict[str, Any]:
     """Each goal of issues 15 and 16 with the figure measured in this run, and whether it is met."""
     out: dict[str, Any] = {}
     p99 = {k: v for k, v in ratio.items() if k.endswith("p99 with log / without")}
@@ -422,6 +501,7 @@ def goals(found: dict[str, Any], ratio: dict[str, float]) -> dict[str, Any]:
             "empty_bentoml_p50_ms": found[EMPTY]["runs"]["sequential"]["p50_ms"]
             if EMPTY in found
             else None,
+            "in_process_p50_ms": inside["p50_ms"] if inside else None,
         }
     return out
 
@@ -435,10 +515,10 @@ def main(argv: list[str] | None = None) -> int:
         "--only", nargs="*", help="Subset of targets: service nolog feast mlflow empty"
     )
     parser.add_argument(
-        "--rounds",
+        "--blocks",
         type=int,
-        default=2,
-        help="Rounds of the scorer with and without its log, interleaved (medians reported)",
+        default=10,
+        help="Alternating blocks per load for the scorer with and without its log",
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -452,25 +532,29 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = args.out.parent / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     wanted = set(args.only or SHORT.values())
-    chosen = targets(settings, ids, wanted, log_dir / "feast_repo")
-    pair = [t for t in chosen if t[0] in ("service", "nolog")]
-    order = pair * max(1, args.rounds) + [t for t in chosen if t not in pair]  # a b a b f m e
-    rounds: dict[str, list[dict[str, Any]]] = {}
-    built: dict[str, Target] = {}
+    chosen = dict(targets(settings, ids, wanted, log_dir / "feast_repo"))
+    found: dict[str, Any] = {}
     log_check: list[dict[str, int]] = []
-    for short, build in order:
-        target = built.get(short) or built.setdefault(short, build())
+    sizes = (args.sequential, args.requests, args.concurrency)
+    if "service" in chosen and "nolog" in chosen:
+        a, b = chosen.pop("service")(), chosen.pop("nolog")()
+        print(f"benchmarking {a.name} and {b.name}, alternating ...", flush=True)
+        found |= bench_pair(a, b, log_dir, *sizes, args.blocks)
+        log_check.append(
+            {
+                "answered_200": found[a.name]["answered_200"],
+                "logged": logged_rows(settings, found[a.name]["window"]),
+            }
+        )
+    for short, build in chosen.items():
+        target = build()
         print(f"benchmarking {target.name} ...", flush=True)
-        result = bench_target(target, log_dir, args.sequential, args.requests, args.concurrency)
+        found[target.name] = bench_target(target, log_dir, *sizes)
         if short == "service":
-            log_check.append(
-                {
-                    "answered_200": result["answered_200"],
-                    "logged": logged_rows(settings, result["window"]),
-                }
-            )
-        rounds.setdefault(target.name, []).append(result)
-    found = {name: merge_rounds(r) for name, r in rounds.items()}
+            check = {"answered_200": found[target.name]["answered_200"]}
+            check["logged"] = logged_rows(settings, found[target.name]["window"])
+            log_check.append(check)
+    inside = in_process(settings, ids) if "service" in wanted else None
     ratio = ratios(found, args.concurrency)
     results = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -483,7 +567,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "targets": found,
         "ratios": ratio,
-        "goals": goals(found, ratio),
+        "in_process": inside,
+        "goals": goals(found, ratio, inside),
         "prediction_log": log_check,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
