@@ -8,7 +8,7 @@ RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
 .PHONY: help setup lint format test test-unit stack-up stack-down stack-status demo pipeline \
-	land validate features materialize train serve explorer deploy worker bench-serving bench-reliability bench-batch clean
+	land validate features materialize train serve explorer deploy worker bench-serving bench-reliability bench-batch bench-monitoring clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -110,6 +110,9 @@ bench-batch: setup ## The daily chain and batch scoring at 8,800 and 1M opportun
 
 bench-serving: setup ## Serving benchmark: log on/off vs feast serve, mlflow models serve, empty BentoML -> bench/results/
 	$(RUN) crm bench serving
+
+bench-monitoring: setup ## Monitoring on four weekly snapshots, the last drifted -> bench/results/monitoring.json
+	$(RUN) crm bench monitoring
 
 clean: ## Remove local state (.crm/, .stack*/), not the environment
 	rm -rf .crm .crm-test* .stack-test*

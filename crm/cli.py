@@ -311,6 +311,15 @@ def bench_batch_scoring(
     raise typer.Exit(run_step("bench batch-scoring", lambda: bench_main(argv)))
 
 
+@bench_app.command("monitoring")
+def bench_monitoring() -> None:
+    """Four weekly snapshots, the last drifted: the monitoring report's figures ->
+    bench/results/monitoring.json."""
+    from bench.monitoring import main as bench_main
+
+    raise typer.Exit(run_step("bench monitoring", lambda: bench_main([])))
+
+
 @bench_app.command("reliability")
 def bench_reliability(
     only: list[str] = typer.Option([], help="Scenario names (repeatable); all if omitted"),

@@ -1,13 +1,13 @@
 """Monitoring end to end on the local profile, under Prefect's test harness.
 
 One synthetic history is landed as four weekly snapshots through the land path (land ->
-validate -> features -> `feast apply`); a champion is trained on the first and every snapshot
-is batch-scored, then monitored by the `monitor` flow. The next two raise no alarm; the last
-is drifted before landing (account revenue tripled, half the open deals moved to one product)
-and is detected: the report names the drifted features, the retraining event reaches the
-Prefect API, the alert webhook says what drifted, and `train-weekly` (what prefect.yaml's
-trigger runs) trains on the drifted snapshot and its gate decides. Realised performance is
-computed once later snapshots show deals closed.
+validate -> features -> `feast apply`; the scenario of `crm bench monitoring`); a champion is
+trained on the first and every snapshot is batch-scored, then monitored by the `monitor` flow.
+The next two raise no alarm; the last is drifted before landing (account revenue tripled, half
+the open deals moved to one product) and is detected: the report names the drifted features,
+the retraining event reaches the Prefect API, the alert webhook says what drifted, and
+`train-weekly` (what prefect.yaml's trigger runs) trains on the drifted snapshot and its gate
+decides. Realised performance is computed once later snapshots show deals closed.
 """
 
 from __future__ import annotations
@@ -16,67 +16,22 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import date
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 import pytest
 import yaml
 
+from bench.monitoring import OPPORTUNITIES, SEED, SNAPSHOTS, drifted, land_snapshot
 from infra.lake import Lake
 from infra.layout import monitoring_report_keys
 from infra.settings import PROJECT_ROOT, Settings
-from ingestion.source_data import SourceData
-from ingestion.tables import ACCOUNTS, SALES_PIPELINE, STAGES_OPEN
 from tests.support.profiles import local_profile_env
 
-# Weekly: the champion is trained on the first, the next two are undrifted, the last drifted.
-SNAPSHOTS = ("2017-12-03", "2017-12-10", "2017-12-17", "2017-12-24")
 UNDRIFTED = SNAPSHOTS[1:3]
-OPPORTUNITIES = 6000  # enough history by early December for a champion (skill > base rate)
-REVENUE_FACTOR = 3
-
-
-def drifted(source: SourceData) -> SourceData:
-    """The same CRM with two shifts: every account's revenue x3 (a numeric profile feature)
-    and every other open deal moved to the product open deals had least of (the mix)."""
-    accounts = source.tables[ACCOUNTS]
-    revenue = accounts.column_names.index("revenue")
-    accounts = accounts.set_column(
-        revenue, "revenue", pc.multiply(accounts["revenue"], REVENUE_FACTOR)
-    )
-    pipeline = source.tables[SALES_PIPELINE]
-    is_open = pc.is_in(pipeline["deal_stage"], pa.array(STAGES_OPEN)).to_pylist()
-    products = pipeline["product"].to_pylist()
-    open_products = [p for p, o in zip(products, is_open, strict=True) if o]
-    rare = min(set(open_products), key=open_products.count)
-    open_rows = [i for i, o in enumerate(is_open) if o]
-    for i in open_rows[::2]:
-        products[i] = rare
-    pipeline = pipeline.set_column(
-        pipeline.column_names.index("product"), "product", pa.array(products, pa.string())
-    )
-    tables = {**source.tables, ACCOUNTS: accounts, SALES_PIPELINE: pipeline}
-    return replace(source, tables=tables)
-
-
-def land_snapshot(settings: Settings, source: SourceData, snapshot: str) -> None:
-    """Land, validate (the gate must pass), build the snapshot's features, point Feast at them."""
-    from feature_tables.build import build_feature_tables
-    from feature_tables.store import apply, feature_store
-    from ingestion.landing import land
-    from validation.run import validate_snapshot
-
-    lake = Lake.from_settings(settings)
-    land(lake, source, snapshot, code_version="monitoring-e2e")
-    assert validate_snapshot(lake, snapshot, threshold=settings.quality_threshold).passed
-    build_feature_tables(lake, snapshot)
-    apply(feature_store(settings), settings)
 
 
 class Webhook:
@@ -128,7 +83,7 @@ def world(
 
     home = tmp_path_factory.mktemp("monitoring") / ".crm"
     with local_profile_env(home, CRM_ALERT_WEBHOOK_URL=webhook.url) as settings:
-        history = generate(OPPORTUNITIES, seed=8)
+        history = generate(OPPORTUNITIES, seed=SEED)
         monitored: dict[str, dict[str, Any]] = {}
         alerts: dict[str, int] = {}
         trained = None
