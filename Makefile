@@ -8,7 +8,7 @@ RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
 .PHONY: help setup lint format test test-unit stack-up stack-down stack-status demo pipeline \
-	land validate features materialize train serve explorer deploy worker bench-serving bench-reliability bench-batch clean
+	land validate features materialize train serve explorer deploy worker bench-serving bench-reliability bench-batch bench-monitoring clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -20,10 +20,10 @@ setup: ## Install uv if missing, then the locked environment (uv sync --frozen)
 lint: setup ## ruff (lint + format), mypy, import-linter (layers, no cycles), deptry (declared imports)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy crm bench flows serving training feature_tables feature_repo validation ingestion infra
+	$(RUN) mypy crm bench flows monitoring serving training feature_tables feature_repo validation ingestion infra
 	$(RUN) lint-imports
 	$(RUN) deptry .
-	$(RUN) bandit -q -c pyproject.toml -r crm bench flows serving training feature_tables feature_repo validation ingestion infra
+	$(RUN) bandit -q -c pyproject.toml -r crm bench flows monitoring serving training feature_tables feature_repo validation ingestion infra
 
 # pip-audit exits 1 both on a vulnerability and when its database cannot be reached, and passes
 # over a package its database does not answer for: both are told apart here and said plainly.
@@ -108,8 +108,11 @@ bench-reliability: setup ## Fault, load and fuzz scenarios on the stack profile 
 bench-batch: setup ## The daily chain and batch scoring at 8,800 and 1M opportunities -> bench/results/
 	$(RUN) crm bench batch-scoring
 
-bench-serving: setup ## Serving benchmark vs mlflow models serve and an empty BentoML endpoint -> bench/results/
+bench-serving: setup ## Serving benchmark: log on/off vs feast serve, mlflow models serve, empty BentoML -> bench/results/
 	$(RUN) crm bench serving
+
+bench-monitoring: setup ## Monitoring on four weekly snapshots, the last drifted -> bench/results/monitoring.json
+	$(RUN) crm bench monitoring
 
 clean: ## Remove local state (.crm/, .stack*/), not the environment
 	rm -rf .crm .crm-test* .stack-test*

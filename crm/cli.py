@@ -145,6 +145,25 @@ def score(
     print_summary("batch scores", summary, as_json)
 
 
+@app.command("monitor")
+def monitor(
+    snapshot: str | None = typer.Option(
+        None, help="YYYY-MM-DD; the current feature build's snapshot by default"
+    ),
+    as_json: bool = AS_JSON,
+) -> None:
+    """Drift against the champion's training data, realised performance; writes
+    reports/monitoring/snapshot=D/, logs to MLflow, requests a retrain on a breach (flow
+    `monitor`)."""
+    if snapshot:  # a snapshot without features fails here, before Prefect starts
+        from feature_tables.published import feature_build
+        from infra.lake import Lake
+
+        run_step("monitor", lambda: feature_build(Lake.from_settings(load_settings()), snapshot))
+    summary = run_flow("monitor", "flows.monitor:monitor", as_json=as_json, snapshot=snapshot)
+    print_summary("monitoring", summary, as_json)
+
+
 @app.command("backfill")
 def backfill(
     start: str = typer.Option(..., "--from", help="First snapshot, YYYY-MM-DD"),
@@ -264,9 +283,12 @@ def bench_serving(
     sequential: int = typer.Option(1_000, help="Sequential requests per target"),
     requests: int = typer.Option(5_000, help="Requests per concurrency level"),
     concurrency: list[int] = typer.Option([16, 64], help="Concurrency levels (repeatable)"),
-    only: list[str] = typer.Option([], help="Targets: service, mlflow, empty (repeatable)"),
+    only: list[str] = typer.Option(
+        [], help="Targets: service, nolog, feast, mlflow, empty (repeatable)"
+    ),
 ) -> None:
-    """The scorer against `mlflow models serve` and an empty BentoML endpoint, same run."""
+    """The scorer with and without its prediction log, against `feast serve`, `mlflow models
+    serve` and an empty BentoML endpoint, same run."""
     from bench.serving import main as bench_main
 
     argv: list[Any] = ["--sequential", sequential, "--requests", requests, "--concurrency"]
@@ -289,6 +311,15 @@ def bench_batch_scoring(
     argv = ["--opportunities", *map(str, opportunities)]
     argv += ["--train-opportunities", str(train_opportunities)]
     raise typer.Exit(run_step("bench batch-scoring", lambda: bench_main(argv)))
+
+
+@bench_app.command("monitoring")
+def bench_monitoring() -> None:
+    """Four weekly snapshots, the last drifted: the monitoring report's figures ->
+    bench/results/monitoring.json."""
+    from bench.monitoring import main as bench_main
+
+    raise typer.Exit(run_step("bench monitoring", lambda: bench_main([])))
 
 
 @bench_app.command("reliability")

@@ -1,12 +1,15 @@
 """Prefect flows `crm-daily`, `train-weekly` and `backfill`: the platform left running.
 
 `crm-daily` is one chain per day: land (from `CRM_DAILY_SOURCE`) → validate, the gate → features
-→ materialise → batch-score every open deal. Each step is the stage's own flow, run as a subflow;
-a failed gate raises, so nothing after it runs and the run ends Failed with the gate's reason
-(reported to `CRM_ALERT_WEBHOOK_URL` when set). `train-weekly` trains on the latest validated
-snapshot and re-scores it with whatever is champion afterwards. Both hold the lake's
-pipeline-run lease for their whole run (flows/runs.py), as `crm-pipeline` does; so does
-`backfill`, which recomputes a range of snapshots (`crm backfill --from D1 --to D2`).
+→ materialise → batch-score every open deal → monitor (drift against the champion's training
+reference, realised performance; flows/monitor.py). A breach emits the retraining event once the
+chain has released the lake, so the `train-weekly` run it triggers can take it. Each step is
+the stage's own flow, run as a subflow; a failed gate raises, so nothing after it runs and the
+run ends Failed with the gate's reason (reported to `CRM_ALERT_WEBHOOK_URL` when set).
+`train-weekly` trains on the latest validated snapshot and re-scores it with whatever is
+champion afterwards. Both hold the lake's pipeline-run lease for their whole run
+(flows/runs.py), as `crm-pipeline` does; so does `backfill`, which recomputes a range of
+snapshots (`crm backfill --from D1 --to D2`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from prefect import flow, get_run_logger
 from flows.features import features
 from flows.land import land
 from flows.materialize import materialize_flow
+from flows.monitor import emit_drift_event, monitor_if_champion
 from flows.runs import Steps, alert_on_failure, one_run_at_a_time
 from flows.score import score_if_champion
 from flows.train import train
@@ -56,6 +60,8 @@ def daily(source: str | None = None, snapshot: str | None = None) -> dict[str, A
             "materialize", lambda: materialize_flow.with_options(timeout_seconds=1800)()
         )
         scored = steps.run("score", lambda: score_if_champion(snapshot))
+        monitored = steps.run("monitor", lambda: monitor_if_champion(snapshot))
+    monitored["event_id"] = emit_drift_event(monitored)
     return {
         "snapshot": snapshot,
         "source": landed["source"],
@@ -64,6 +70,7 @@ def daily(source: str | None = None, snapshot: str | None = None) -> dict[str, A
         "feature_rows": feature_rows,
         "materialized": materialized,
         "scored": scored,
+        "monitored": monitored,
         "seconds": steps.timings(),
     }
 

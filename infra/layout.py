@@ -115,8 +115,17 @@ def prediction_log_prefix(day: str) -> str:
     return f"logs/predictions/date={day}"
 
 
+MONITORING_REPORTS = "reports/monitoring"
+
+
 def monitoring_report_prefix(snapshot: str) -> str:
-    return f"reports/monitoring/snapshot={snapshot}"
+    return f"{MONITORING_REPORTS}/snapshot={snapshot}"
+
+
+def monitoring_report_keys(snapshot: str) -> tuple[str, str]:
+    """report.json (what the explorer and `crm monitor --json` read) and report.html."""
+    prefix = monitoring_report_prefix(snapshot)
+    return f"{prefix}/report.json", f"{prefix}/report.html"
 
 
 def lease_key(name: str) -> str:

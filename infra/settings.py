@@ -142,6 +142,38 @@ class Settings(BaseSettings):
         default=5.0, gt=0, le=60, description="Timeout of the alert's POST (s)."
     )
 
+    # --- Monitoring (monitoring/, flows/monitor.py): drift against the champion's training ---
+    monitor_bins: int = Field(
+        default=10, ge=2, le=100, description="Quantile bins per numeric feature for PSI."
+    )
+    monitor_reference_rows: int = Field(
+        default=5000, ge=100, description="Training rows sampled into the model's reference."
+    )
+    monitor_psi_threshold: float = Field(
+        default=0.25, gt=0, description="PSI at or above which a feature (or the score) drifted."
+    )
+    monitor_p_value: float = Field(
+        default=0.01,
+        gt=0,
+        lt=1,
+        description="A drifted feature also needs its KS / chi-square p-value below this.",
+    )
+    monitor_quality_drop: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Drop of the quality score below the champion's training snapshot's: a breach.",
+    )
+    monitor_min_rows: int = Field(
+        default=50, ge=1, description="Fewer current rows than this: drift is not judged."
+    )
+    monitor_log_days: int = Field(
+        default=7, ge=1, description="Days of the served log (to the snapshot) judged for drift."
+    )
+    monitor_skew_sample: int = Field(
+        default=500, ge=1, description="Served rows recomputed offline for the skew report."
+    )
+
     # --- Serving ------------------------------------------------------------------------------
     scorer_url: str = Field(
         default="http://127.0.0.1:3000", description="The BentoML scorer, for its clients."
@@ -173,6 +205,23 @@ class Settings(BaseSettings):
         default=1.0,
         gt=0,
         description="Longest online-store read (statement timeout and deadline); then 503.",
+    )
+    # The prediction log (serving/prediction_log.py): every score /score and /score_batch return,
+    # buffered in memory and written to the lake in batches by one background thread.
+    serving_log_enabled: bool = Field(
+        default=True, description="Log every served score to the lake (logs/predictions/)."
+    )
+    serving_log_flush_s: float = Field(
+        default=5.0, gt=0, le=3600, description="Longest wait before buffered scores are written."
+    )
+    serving_log_max_rows: int = Field(
+        default=5_000, gt=0, description="Rows that trigger a write before the flush interval."
+    )
+    serving_log_buffer_rows: int = Field(
+        default=100_000,
+        gt=0,
+        description="Rows held in memory at most; beyond (lake down or slow), rows are dropped "
+        "and counted.",
     )
 
     # --- Model registry -----------------------------------------------------------------------

@@ -15,8 +15,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as day_time
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,17 +23,16 @@ import pandas as pd
 import pyarrow as pa
 import xgboost as xgb
 
-from feature_repo.entities import ACCOUNT, OPPORTUNITY_ID, SECTOR
+from feature_repo.entities import OPPORTUNITY_ID
 from feature_repo.feature_services import full_name
 from feature_tables.published import feature_build
 from infra.lake import Lake
 from infra.layout import predictions_key, predictions_manifest_key
 from infra.settings import Settings
-from ingestion.tables import ACCOUNTS, SALES_PIPELINE, STAGES_OPEN
+from ingestion.tables import ACCOUNTS, SALES_PIPELINE
 from serving.schemas import DEFAULT_TOP_K
 from serving.scorer import PRICE_FEATURE, PRICE_VIEW, LoadedModel, load_champion
-from training.examples import DEAL_ROW_KEYS, historical_features
-from training.features import TIMESTAMP
+from training.examples import historical_features, open_deal_entities, scoring_time
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -94,27 +92,6 @@ class BatchScores:
             "deals_per_second_model": round(rows / model) if model > 0 else None,
             "deals_per_second_explained": round(rows / explained) if explained > 0 else None,
         }
-
-
-def scoring_time(features_as_of: date) -> datetime:
-    """When a build's open deals are scored: the start of the day after its last day, the
-    pairing of training and of the online scorer (stats of day d are stamped d 23:59:59)."""
-    return datetime.combine(features_as_of + timedelta(days=1), day_time(), tzinfo=UTC)
-
-
-def open_deal_entities(
-    pipeline: pd.DataFrame, accounts: pd.DataFrame, at: datetime
-) -> pd.DataFrame:
-    """One entity row per open deal, scored at `at`: the keys (with the account's sector), the
-    request inputs of the on-demand view and the deal's stage (not a feature)."""
-    deals = pipeline[pipeline["deal_stage"].isin(STAGES_OPEN)]
-    frame = pd.DataFrame({key: deals[key].to_numpy() for key in DEAL_ROW_KEYS})
-    frame["deal_stage"] = deals["deal_stage"].to_numpy()
-    frame[SECTOR] = frame[ACCOUNT].map(accounts.drop_duplicates(ACCOUNT).set_index(ACCOUNT)[SECTOR])
-    frame[TIMESTAMP] = pd.Timestamp(at)
-    frame["engage_date"] = pd.to_datetime(deals["engage_date"].to_numpy(), utc=True)
-    frame["request_timestamp"] = frame[TIMESTAMP]
-    return frame
 
 
 def score_frame(

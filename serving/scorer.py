@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -106,6 +106,9 @@ class Collected:
     timestamps: dict[str, datetime | None]
     list_price: float | None
     as_of: datetime
+    # The deal's join keys and engage date: what recomputing it offline needs (the served log).
+    keys: dict[str, str | None] = field(default_factory=dict)
+    engage_date: datetime | None = None
 
 
 class ScoringEngine:
@@ -203,10 +206,16 @@ class ScoringEngine:
         as_of: Sequence[datetime | None] | datetime | None,
         top_k: Sequence[int] | int,
         io: ReadRunner,
+        *,
+        collected: list[Collected | ServingError] | None = None,
     ) -> list[dict[str, Any] | ServingError]:
         """`score_ids` for the event loop: the CPU work here, each read of a networked store
-        awaited through `io` (on another thread), so the loop never waits on the network."""
-        return self._scored(await self.collect_async(ids, as_of, io), top_k)
+        awaited through `io` (on another thread), so the loop never waits on the network.
+        `collected`, if given, receives each id's model inputs (the prediction log's rows)."""
+        gathered = await self.collect_async(ids, as_of, io)
+        if collected is not None:
+            collected.extend(gathered)
+        return self._scored(gathered, top_k)
 
     def collect(
         self, ids: Sequence[str], as_of: Sequence[datetime | None] | datetime | None = None
@@ -355,7 +364,15 @@ class ScoringEngine:
         month = engage_month(deal.engage_date)
         features[full_name(REQUEST_VIEW, "engage_month")] = month
         features[full_name(REQUEST_VIEW, "engage_quarter_end")] = engage_quarter_end(month)
-        return Collected(deal.opportunity_id, features, timestamps, price, request_ts)
+        return Collected(
+            deal.opportunity_id,
+            features,
+            timestamps,
+            price,
+            request_ts,
+            keys=deal.keys,
+            engage_date=deal.engage_date,
+        )
 
     def _score_rows(
         self, rows: Sequence[Mapping[str, Any]], top_ks: Sequence[int]

@@ -13,13 +13,17 @@ Settings (`infra/settings.py`, from the environment or `.env`): the profile's `C
 `CRM_API_TOKEN` (bearer token on the scoring routes), `CRM_SERVING_ACCESS_LOG` (off: it costs
 ~40% of throughput), `CRM_SERVING_RETRY_SECONDS`, `CRM_SERVING_REFRESH_SECONDS`,
 `CRM_SERVING_QUEUE_LIMIT`, `CRM_SERVING_MAX_BODY_BYTES`, `CRM_SERVING_STORE_CONNECT_TIMEOUT`,
-`CRM_SERVING_STORE_TIMEOUT`; MLflow and libpq timeouts come with the profile's environment
-(`CRM_MLFLOW_REQUEST_TIMEOUT_S`, `CRM_PG_CONNECT_TIMEOUT_S`).
+`CRM_SERVING_STORE_TIMEOUT`, `CRM_SERVING_LOG_*` (the prediction log, `serving.prediction_log`;
+its drops are counted on /metrics as `crm_prediction_log_dropped_rows_total`); MLflow and libpq
+timeouts come with the profile's environment (`CRM_MLFLOW_REQUEST_TIMEOUT_S`,
+`CRM_PG_CONNECT_TIMEOUT_S`).
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import Annotated, Any, cast
@@ -35,7 +39,7 @@ from starlette.responses import Response
 
 from infra.settings import Settings, get_settings
 from serving.errors import ServingError
-from serving.middleware import INTERNAL_ERROR, Limits, RequestGuard, error_body
+from serving.middleware import INTERNAL_ERROR, Limits, RequestGuard, error_body, request_id
 from serving.schemas import (
     BatchScoreRequest,
     BatchScoreResponse,
@@ -137,9 +141,8 @@ async def score(body: ScoreRequest, credentials: Credentials = None) -> Response
     _authorize(credentials)
     state = _state()
     state.ready_engine()
-    result = (await state.batcher.submit(ScoreJob([body.opportunity_id], body.as_of, body.top_k)))[
-        0
-    ]
+    job = ScoreJob([body.opportunity_id], body.as_of, body.top_k, request_id(), "/score")
+    result = (await state.batcher.submit(job))[0]
     if isinstance(result, ServingError):
         raise result
     return _json(result)
@@ -151,7 +154,8 @@ async def score_batch(body: BatchScoreRequest, credentials: Credentials = None) 
     _authorize(credentials)
     state = _state()
     state.ready_engine()
-    results = await state.batcher.submit(ScoreJob(body.opportunity_ids, body.as_of, body.top_k))
+    job = ScoreJob(body.opportunity_ids, body.as_of, body.top_k, request_id(), "/score_batch")
+    results = await state.batcher.submit(job)
     failed = [
         (i, r)
         for i, r in zip(body.opportunity_ids, results, strict=True)
@@ -171,7 +175,8 @@ async def score_batch(body: BatchScoreRequest, credentials: Credentials = None) 
 
 @app.post("/score_features", response_model=Score, responses=ERRORS)
 async def score_features(body: FeaturesRequest, credentials: Credentials = None) -> Response:
-    """What-if scoring from explicit feature values (no feature store read)."""
+    """What-if scoring from explicit feature values (no feature store read; not logged: the
+    values are the caller's invention, for no real deal at no real time)."""
     _authorize(credentials)
     state = _state()
     engine = state.ready_engine()
@@ -213,6 +218,25 @@ def scorer_settings() -> Settings:
     return Settings(**cast(dict[str, Any], {"_env_file": env_files}))  # pydantic-settings' init arg
 
 
+def _log_drop_counter() -> Callable[[str, int], None]:
+    """`on_drop` for the prediction log: a counter of dropped rows on BentoML's /metrics.
+
+    Made in the worker, not at import: BentoML sets PROMETHEUS_MULTIPROC_DIR after importing
+    this module, and a metric made before that never reaches /metrics. `bentoml.metrics` (a
+    deprecated alias of prometheus_client, which is not a direct dependency here) defers its
+    import for exactly that reason.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        counter = bentoml.metrics.Counter(
+            name="crm_prediction_log_dropped_rows",
+            documentation="Served scores the prediction log dropped, by reason (buffer_full, "
+            "write_failed): the lake was down or too slow.",
+            labelnames=["reason"],
+        )
+    return lambda reason, rows: counter.labels(reason=reason).inc(rows)
+
+
 # Read when BentoML imports this module, before any request: the settings needed then.
 _SETTINGS = scorer_settings()
 
@@ -232,7 +256,7 @@ class Scorer:
 
         settings = scorer_settings()
         prepare_process(settings)
-        state = ServingState.from_settings(settings)
+        state = ServingState.from_settings(settings, on_log_drop=_log_drop_counter())
         _Holder.state = state
         state.start()
         log.info(
@@ -251,6 +275,8 @@ class Scorer:
 
     @bentoml.on_shutdown
     def _shutdown(self) -> None:
+        """BentoML's shutdown hook (a clean stop, SIGTERM included): the prediction log writes
+        what it holds, then the store connection is closed."""
         if _Holder.state is not None:
             _Holder.state.stop()
 

@@ -24,13 +24,14 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from infra.settings import Settings
 from serving.batcher import MicroBatcher
 from serving.errors import NotReady, ServingError, StoreUnavailable
-from serving.scorer import ScoringEngine, open_engine
+from serving.prediction_log import PredictionLog, Served, served_rows
+from serving.scorer import Collected, ScoringEngine, open_engine
 
 log = logging.getLogger("bentoml.crm_serving")  # under bentoml: its handlers print it
 
@@ -42,6 +43,8 @@ class ScoreJob:
     ids: list[str]
     as_of: datetime | None
     top_k: int
+    request_id: str | None = None  # for the prediction log (the batch runs in another task)
+    route: str = "/score"
 
 
 JobResult = list[dict[str, Any] | ServingError]
@@ -78,6 +81,7 @@ class ServingState:
         retry_seconds: float = 5.0,
         refresh_seconds: float = 60.0,
         opener: Callable[[Settings, str], ScoringEngine] = open_engine,
+        prediction_log: PredictionLog | None = None,
     ) -> None:
         self.settings = settings
         self.alias = alias
@@ -91,6 +95,13 @@ class ServingState:
         self.retry_seconds = retry_seconds
         self.refresh_seconds = refresh_seconds
         self._opener = opener
+        self.prediction_log = prediction_log  # every score returned, to the lake (None: off)
+        # The engine the log's column lists were taken from, and those lists.
+        self._log_columns: tuple[ScoringEngine | None, frozenset[str], tuple[str, ...]] = (
+            None,
+            frozenset(),
+            (),
+        )
         self.engine: ScoringEngine | None = None
         self.reason = "loading the champion model and the feature store"
         self.batcher: MicroBatcher[ScoreJob, JobResult] = MicroBatcher(
@@ -103,22 +114,34 @@ class ServingState:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ServingState:
-        """The token and the loader's timing from `CRM_API_TOKEN`, `CRM_SERVING_*` (or `.env`)."""
+    def from_settings(
+        cls, settings: Settings, on_log_drop: Callable[[str, int], None] | None = None
+    ) -> ServingState:
+        """The token, the loader's timing and the prediction log from `CRM_API_TOKEN`,
+        `CRM_SERVING_*` (or `.env`); `on_log_drop(reason, rows)` counts the log's drops."""
         return cls(
             settings,
             token=settings.api_token.get_secret_value() if settings.api_token else None,
             retry_seconds=settings.serving_retry_seconds,
             refresh_seconds=settings.serving_refresh_seconds,
+            prediction_log=PredictionLog.from_settings(settings, on_log_drop)
+            if settings.serving_log_enabled
+            else None,
         )
 
     # --------------------------------------------------------------------------- lifecycle
     def start(self) -> None:
         self._thread = threading.Thread(target=self._load_loop, name="model-loader", daemon=True)
         self._thread.start()
+        if self.prediction_log is not None:
+            self.prediction_log.start()
 
     def stop(self) -> None:
+        """Shutdown: the prediction log writes what it holds, then the store is released."""
         self._stop.set()
+        if self.prediction_log is not None:
+            self.prediction_log.close()
+            log.info("Prediction log closed: %s", self.prediction_log.counts())
         self._store_thread.shutdown(wait=False, cancel_futures=True)
         for engine in [*self._retired, self.engine]:
             if engine is not None:
@@ -229,10 +252,48 @@ class ServingState:
         ids = [i for job in jobs for i in job.ids]
         as_ofs = [job.as_of for job in jobs for _ in job.ids]
         top_ks = [job.top_k for job in jobs for _ in job.ids]
-        flat = await engine.score_ids_async(ids, as_ofs, top_ks, self.read)
+        if self.prediction_log is None:
+            flat = await engine.score_ids_async(ids, as_ofs, top_ks, self.read)
+        else:
+            collected: list[Collected | ServingError] = []
+            flat = await engine.score_ids_async(ids, as_ofs, top_ks, self.read, collected=collected)
+            self._log_scores(self.prediction_log, engine, jobs, collected, flat)
         out: list[JobResult] = []
         start = 0
         for job in jobs:
             out.append(flat[start : start + len(job.ids)])
             start += len(job.ids)
         return out
+
+    def _log_scores(
+        self,
+        prediction_log: PredictionLog,
+        engine: ScoringEngine,
+        jobs: list[ScoreJob],
+        collected: list[Collected | ServingError],
+        flat: list[dict[str, Any] | ServingError],
+    ) -> None:
+        """Hand the batch's scores to the prediction log (a buffer append: no I/O here)."""
+        try:
+            served_at = datetime.now(UTC)
+            if self._log_columns[0] is not engine:  # once per model, not per batch
+                spec = engine.spec
+                self._log_columns = (engine, frozenset(spec.categorical), tuple(spec.columns))
+            _, categorical, columns = self._log_columns
+            rows: list[Served] = []
+            start = 0
+            for job in jobs:
+                end = start + len(job.ids)
+                rows += served_rows(
+                    job.request_id,
+                    job.route,
+                    served_at,
+                    collected[start:end],
+                    flat[start:end],
+                    categorical,
+                    columns,
+                )
+                start = end
+            prediction_log.record(rows)
+        except Exception:  # logging must never cost a caller its score
+            log.exception("Prediction log: a batch of scores could not be recorded")

@@ -14,6 +14,8 @@ their outcome and give no example.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as day_time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,7 +25,7 @@ from feature_repo.entities import ACCOUNT, OPPORTUNITY_ID, PRODUCT, SALES_AGENT,
 from feature_repo.feature_services import SCORING_SERVICE
 from infra.lake import Lake
 from infra.settings import Settings
-from ingestion.tables import ACCOUNTS, SALES_PIPELINE, STAGES_CLOSED
+from ingestion.tables import ACCOUNTS, SALES_PIPELINE, STAGES_CLOSED, STAGES_OPEN
 from training.errors import ExamplesError
 from training.features import LABEL, LABEL_TIMESTAMP, TIMESTAMP, TRUE_PROBABILITY
 
@@ -40,6 +42,9 @@ WON, LOST = STAGES_CLOSED
 class Examples:
     frame: pd.DataFrame
     lineage: dict[str, Any] = field(default_factory=dict)
+    # The snapshot's open deals with their features at its scoring time: what the model will be
+    # asked about, saved as its monitoring reference (`training.reference`).
+    open_deals: pd.DataFrame | None = None
 
 
 def _days(values: pd.Series) -> np.ndarray:
@@ -87,6 +92,44 @@ def entity_frame(
         sectors = accounts.drop_duplicates(ACCOUNT).set_index(ACCOUNT)[SECTOR]
         frame[SECTOR] = frame[ACCOUNT].map(sectors)
     return frame
+
+
+def scoring_time(features_as_of: date) -> datetime:
+    """When a build's open deals are scored: the start of the day after its last day, the
+    pairing of training and of the online scorer (stats of day d are stamped d 23:59:59)."""
+    return datetime.combine(features_as_of + timedelta(days=1), day_time(), tzinfo=UTC)
+
+
+def open_deal_entities(
+    pipeline: pd.DataFrame, accounts: pd.DataFrame, at: datetime
+) -> pd.DataFrame:
+    """One entity row per open deal, scored at `at`: the keys (with the account's sector), the
+    request inputs of the on-demand view and the deal's stage (not a feature)."""
+    deals = pipeline[pipeline["deal_stage"].isin(STAGES_OPEN)]
+    frame = pd.DataFrame({key: deals[key].to_numpy() for key in DEAL_ROW_KEYS})
+    frame["deal_stage"] = deals["deal_stage"].to_numpy()
+    frame[SECTOR] = frame[ACCOUNT].map(accounts.drop_duplicates(ACCOUNT).set_index(ACCOUNT)[SECTOR])
+    frame[TIMESTAMP] = pd.Timestamp(at)
+    frame["engage_date"] = pd.to_datetime(deals["engage_date"].to_numpy(), utc=True)
+    frame["request_timestamp"] = frame[TIMESTAMP]
+    return frame
+
+
+def open_deal_features(
+    store: FeatureStore,
+    pipeline: pd.DataFrame,
+    accounts: pd.DataFrame,
+    build: dict[str, Any],
+    feature_service: str = SCORING_SERVICE,
+) -> tuple[pd.DataFrame, datetime]:
+    """Every open deal of a feature build with its features at the build's scoring time (empty
+    when nothing is open), sorted by id; and that time."""
+    at = scoring_time(date.fromisoformat(str(build["as_of_end"])))
+    entities = open_deal_entities(pipeline, accounts, at)
+    if entities.empty:
+        return entities, at
+    frame = historical_features(store, entities, feature_service)
+    return frame.sort_values(OPPORTUNITY_ID, ignore_index=True), at
 
 
 def historical_features(
@@ -147,6 +190,9 @@ def build_examples(
         "feast_project": settings.feast_project,
         "step_days": step_days,
     }
+    open_deals, _ = open_deal_features(store, pipeline, accounts, build, feature_service)
     return Examples(
-        frame=frame.sort_values([TIMESTAMP, OPPORTUNITY_ID], ignore_index=True), lineage=lineage
+        frame=frame.sort_values([TIMESTAMP, OPPORTUNITY_ID], ignore_index=True),
+        lineage=lineage,
+        open_deals=open_deals,
     )

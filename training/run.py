@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 from feature_repo.entities import OPPORTUNITY_ID
 from feature_repo.feature_services import SCORING_SERVICE
 from infra.settings import Settings
-from training import plots, tracking
+from training import plots, reference, tracking
 from training.config import TrainingConfig
 from training.examples import build_examples
 from training.features import LABEL, TRUE_PROBABILITY, FeatureSpec, feature_columns
@@ -168,9 +168,11 @@ def _train(
     snapshot: str | None,
     lineage: dict[str, Any] | None,
 ) -> TrainingReport:
+    open_deals = None
     if examples is None:
         built = build_examples(settings, snapshot, step_days=config.step_days)
         examples, lineage = built.frame, {**built.lineage, **(lineage or {})}
+        open_deals = built.open_deals
     lineage = {"feature_service": SCORING_SERVICE, "feast_project": settings.feast_project} | (
         lineage or {}
     )
@@ -243,6 +245,7 @@ def _train(
         if truth is not None:
             scores["oracle"] = truth
         gate = _Gate(evidence, winner.test, groups, policy)
+        monitored = _Reference.of(split.train, open_deals, winner.model, winner.test, base_rate)
         _track(
             settings,
             config,
@@ -253,6 +256,7 @@ def _train(
             search.trials,
             univariate,
             gate,
+            monitored,
         )
     return report
 
@@ -283,6 +287,33 @@ def _uncalibrated(y: np.ndarray, raw: np.ndarray) -> dict[str, float]:
 
 
 @dataclass(frozen=True)
+class _Reference:
+    """What `training.reference` saves with the run: the rows monitoring compares against."""
+
+    rows: pd.DataFrame
+    population: str
+    p_rows: np.ndarray  # the model's probabilities for `rows`
+    p_test: np.ndarray
+    base_rate: float
+
+    @classmethod
+    def of(
+        cls,
+        train: pd.DataFrame,
+        open_deals: pd.DataFrame | None,
+        model: WinProbabilityModel,
+        p_test: np.ndarray,
+        base_rate: float,
+    ) -> _Reference:
+        """The snapshot's open deals when there are any, else the training rows."""
+        if open_deals is not None and not open_deals.empty:
+            rows, population = open_deals, reference.OPEN_DEALS
+        else:
+            rows, population = train, reference.TRAINING_ROWS
+        return cls(rows, population, model.predict_proba(rows), p_test, base_rate)
+
+
+@dataclass(frozen=True)
 class _Gate:
     """What `registry.promote` needs besides the model version."""
 
@@ -302,6 +333,7 @@ def _track(
     trials: list[dict[str, Any]],
     univariate: dict[str, float],
     gate: _Gate,
+    monitored: _Reference,
 ) -> None:
     """Log the run to MLflow; with `config.register_model`, register the model and gate it."""
     model = report.model
@@ -364,6 +396,18 @@ def _track(
                     ),
                 ]
             )
+        reference.log_reference(
+            monitored.rows,
+            model.spec,
+            monitored.p_rows,
+            test_probabilities=monitored.p_test,
+            population=monitored.population,
+            base_rate=monitored.base_rate,
+            bins=settings.monitor_bins,
+            sample_rows=settings.monitor_reference_rows,
+            seed=config.seed,
+            lineage=report.lineage,
+        )
         info = tracking.log_model(model, test_x)
         if config.register_model:
             version = register(settings, info.model_uri, report.run_id, report.candidate)

@@ -73,10 +73,13 @@ def test_the_daily_chain_lands_the_configured_source_and_runs_every_step(
         "features",
         "materialize",
         "score",
+        "monitor",
         "total",
     ]
     # No model was trained yet: the chain completes and says why nothing was scored.
     assert "open deals not scored (`crm train`)" in summary["scored"]["skipped"]
+    assert "nothing to monitor (`crm train`)" in summary["monitored"]["skipped"]
+    assert summary["monitored"]["event_id"] is None
     lake = Lake.from_settings(daily_settings)
     assert list_snapshots(lake) == validated_snapshots(lake) == ["2017-06-30"]
     assert feature_build(lake)["snapshot"] == "2017-06-30"
