@@ -1,10 +1,10 @@
 """Monitoring scenario (`crm bench monitoring`): the report's figures for four weekly snapshots.
 
 In a private embedded profile (its own folder; nothing of the user's is touched), one synthetic
-history is landed as four weekly snapshots through the land path (land -> validate -> features
--> `feast apply`): a champion is trained on the first, the next two are left as they are, and
-the last is drifted before landing (every account's revenue x3, every other open deal moved to
-the product the open deals had least of). Each snapshot's open deals are batch-scored and the
+history is landed as four snapshots through the land path (land -> validate -> features ->
+`feast apply`): a champion is trained on the first; the history drifts (the generator's knob,
+every kind) from the day after the third, so the next two are undrifted and the last, two weeks
+into the drift, is not. Each snapshot's open deals are batch-scored and the
 snapshot is monitored (`monitoring.run.monitor_snapshot`, the `monitor` flow's function): per
 snapshot the verdict, the judged features' PSI and p-values, the largest PSI of a reported-only
 feature, the scores' and the quality score's drift, realised performance per model version and
@@ -21,46 +21,23 @@ import platform
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from infra.settings import Settings
+from ingestion.drift import Drift
 from ingestion.source_data import SourceData
-from ingestion.tables import ACCOUNTS, SALES_PIPELINE, STAGES_OPEN
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "monitoring.json"
 # Weekly: the champion is trained on the first, the next two are undrifted, the last drifted.
-SNAPSHOTS = ("2017-12-03", "2017-12-10", "2017-12-17", "2017-12-24")
+SNAPSHOTS = ("2017-12-03", "2017-12-10", "2017-12-17", "2017-12-31")
+# The generator's drift knob (ingestion/drift.py): every kind, for deals engaged from the day
+# after the third snapshot; the snapshots before it are those of the undrifted history.
+DRIFT = Drift(date(2017, 12, 18))
 OPPORTUNITIES = 6000  # enough history by early December for a champion (skill > base rate)
 SEED = 8
-REVENUE_FACTOR = 3
-
-
-def drifted(source: SourceData) -> SourceData:
-    """The same CRM with two shifts: every account's revenue x`REVENUE_FACTOR` (a numeric
-    profile feature) and every other open deal moved to the product open deals had least of."""
-    accounts = source.tables[ACCOUNTS]
-    revenue = accounts.column_names.index("revenue")
-    accounts = accounts.set_column(
-        revenue, "revenue", pc.multiply(accounts["revenue"], REVENUE_FACTOR)
-    )
-    pipeline = source.tables[SALES_PIPELINE]
-    is_open = pc.is_in(pipeline["deal_stage"], pa.array(STAGES_OPEN)).to_pylist()
-    products = pipeline["product"].to_pylist()
-    open_products = [p for p, o in zip(products, is_open, strict=True) if o]
-    rare = min(set(open_products), key=open_products.count)
-    for i in [i for i, o in enumerate(is_open) if o][::2]:
-        products[i] = rare
-    pipeline = pipeline.set_column(
-        pipeline.column_names.index("product"), "product", pa.array(products, pa.string())
-    )
-    return replace(source, tables={**source.tables, ACCOUNTS: accounts, SALES_PIPELINE: pipeline})
 
 
 def land_snapshot(settings: Settings, source: SourceData, snapshot: str) -> None:
@@ -116,12 +93,10 @@ def run(home: Path) -> dict[str, Any]:
 
     os.environ.update({"CRM_PROFILE": "local", "CRM_HOME": str(home)})
     settings = get_settings()
-    history = generate(OPPORTUNITIES, seed=SEED)
+    history = generate(OPPORTUNITIES, seed=SEED, drift=DRIFT)
     snapshots, champion = [], None
     for snapshot in SNAPSHOTS:
         source = as_of(history, date.fromisoformat(snapshot))
-        if snapshot == SNAPSHOTS[-1]:
-            source = drifted(source)
         land_snapshot(settings, source, snapshot)
         if champion is None:
             trained = train(settings, TrainingConfig(search_size=2, seed=7))

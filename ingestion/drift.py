@@ -5,8 +5,8 @@ stops buying, a team leaves. `Drift` names which of these happen to the deals en
 `start`; everything engaged earlier is byte-identical to the undrifted history of the same seed,
 so snapshots taken before `start` raise no alarm and later ones do.
 
-    product_mix   GTK 500 and GTX Plus Pro become far more common (`PRODUCT_SHARE_FACTOR`):
-                  covariate drift in the product and price features.
+    product_mix   a premium launch: GTK 500 goes from 0.4% to ~80% of new deals
+                  (`PRODUCT_SHARE_FACTOR`): covariate drift in the product and price features.
     sector_win    retail accounts (the largest sector) win much less (`SECTOR_LOGIT_SHIFT` on the
                   true logit): concept drift, seen in realised performance once deals close.
     team_leaves   the agents of manager `LEAVING_MANAGER` take no new deals; the others take them
@@ -26,7 +26,7 @@ SECTOR_WIN = "sector_win"
 TEAM_LEAVES = "team_leaves"
 KINDS = (PRODUCT_MIX, SECTOR_WIN, TEAM_LEAVES)
 
-PRODUCT_SHARE_FACTOR = {"GTK 500": 25.0, "GTX Plus Pro": 3.0}
+PRODUCT_SHARE_FACTOR = {"GTK 500": 1000.0}
 DRIFTED_SECTOR = "retail"
 SECTOR_LOGIT_SHIFT = -1.5
 LEAVING_MANAGER = "Cara Losch"

@@ -1,8 +1,9 @@
 """Streamlit entry point: `streamlit run serving/explorer/app.py` (or `make explorer`).
 
-Five pages over one profile's platform: the scored pipeline, one opportunity, the feature store,
-data quality and the models. Which profile and scorer it talks to comes from the settings
-(`CRM_PROFILE`, `CRM_HOME`, ..., `CRM_SCORER_URL`, `CRM_API_TOKEN`, from the environment or `.env`).
+Six pages over one profile's platform: the scored pipeline, one opportunity, the feature store,
+data quality, the models and their monitoring. Which profile and scorer it talks to comes from the
+settings (`CRM_PROFILE`, `CRM_HOME`, ..., `CRM_SCORER_URL`, `CRM_API_TOKEN`, from the environment
+or `.env`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ pages = [
     st.Page(HERE / "pages" / "features.py", title="Features", icon=":material/dataset:"),
     st.Page(HERE / "pages" / "quality.py", title="Data quality", icon=":material/verified:"),
     st.Page(HERE / "pages" / "models.py", title="Models", icon=":material/emoji_events:"),
+    st.Page(HERE / "pages" / "monitoring.py", title="Monitoring", icon=":material/monitoring:"),
 ]
 navigation = st.navigation(pages)
 with st.sidebar:

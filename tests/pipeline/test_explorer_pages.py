@@ -243,3 +243,11 @@ def test_pages_before_anything_ran_say_what_to_run(settings: Settings, tmp_path:
             app = run_page(page)
             messages = " ".join(m.value for m in [*app.info, *app.error, *app.warning])
             assert command in messages, (page, messages)
+
+
+def test_monitoring_page_without_reports_says_what_to_run(settings: Settings) -> None:
+    app = run_page("monitoring")
+    assert [t.value for t in app.title] == ["Monitoring"]
+    assert any("crm monitor" in i.value for i in app.info)
+    freshness = app.dataframe[-1].value
+    assert (freshness["rows"] > 0).all()
