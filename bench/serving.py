@@ -517,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--blocks",
         type=int,
-        default=10,
+        default=20,
         help="Alternating blocks per load for the scorer with and without its log",
     )
     parser.add_argument("--out", type=Path, default=RESULTS)

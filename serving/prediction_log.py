@@ -36,7 +36,9 @@ is written here, with Feast's own column names for the features.
 
 from __future__ import annotations
 
+import functools
 import logging
+import operator
 import threading
 import time
 import uuid
@@ -104,7 +106,7 @@ class Served:
     route: str
     served_at: datetime
     result: Mapping[str, Any]  # the answer: probability, model name and version, as_of
-    features: Mapping[str, Any]  # full feature name -> value (the scorer's, not copied)
+    values: tuple[Any, ...]  # the model's feature values, in the order of `names`
     names: tuple[str, ...]  # the model's features, in its order: the columns logged
     timestamps: Mapping[str, datetime | None]  # view -> event timestamp of the row used
     keys: Mapping[str, str | None]
@@ -287,7 +289,7 @@ def served_rows(
                 route,
                 served_at,
                 result,
-                inputs.features,
+                _values(inputs.features, names),
                 names,
                 inputs.timestamps,
                 inputs.keys,
@@ -313,14 +315,19 @@ def to_table(rows: Sequence[Served]) -> pa.Table:
     for key in DEAL_KEYS:
         columns[key] = pa.array([_text(r.keys.get(key)) for r in rows], pa.string())
     columns["engage_date"] = pa.array([r.engage_date for r in rows], TIMESTAMP_TYPE)
-    # Usually one model for the whole batch: its column lists are the same objects in each row.
-    models = {id(r.names): (r.names, r.categorical) for r in rows}.values()
+    # Usually one model for the whole batch: its column lists are the same objects in each row,
+    # and its values are transposed into columns in C (`zip(*rows)`).
+    models = list({id(r.names): (r.names, r.categorical) for r in rows}.values())
     names = list(dict.fromkeys(name for model_names, _ in models for name in model_names))
     categorical = frozenset().union(*(categories for _, categories in models))
-    features = [r.features for r in rows]
+    if len(models) == 1:
+        by_name = dict(zip(names, zip(*(r.values for r in rows), strict=True), strict=True))
+    else:  # a champion swap within the batch: each row's own features, the others null
+        rows_by_name = [dict(zip(r.names, r.values, strict=True)) for r in rows]
+        by_name = {name: tuple(f.get(name) for f in rows_by_name) for name in names}
     for name in names:
-        values = [f.get(name) for f in features]
-        columns[name] = _column(values, pa.string() if name in categorical else pa.float64())
+        kind = pa.string() if name in categorical else pa.float64()
+        columns[name] = _column(list(by_name.get(name, ())), kind)
     stamps = [r.timestamps for r in rows]
     for view in dict.fromkeys(view for t in stamps for view in t):
         columns[timestamp_column(view)] = pa.array([t.get(view) for t in stamps], TIMESTAMP_TYPE)
@@ -350,6 +357,22 @@ def read_prediction_log(
     frame = pa.concat_tables(tables, promote_options="permissive").to_pandas()
     ordered = [*LOG_COLUMNS, *feature_columns(frame), *timestamp_columns(frame)]
     return frame[ordered].sort_values("served_at", kind="stable", ignore_index=True)
+
+
+def _values(features: Mapping[str, Any], names: tuple[str, ...]) -> tuple[Any, ...]:
+    """The values of `names`, in order, copied in C (`itemgetter`): the row no longer needs the
+    scorer's dict, and the writer transposes tuples instead of looking up names."""
+    if len(names) > 1:
+        try:
+            return _getter(names)(features)  # type: ignore[no-any-return]
+        except KeyError:
+            pass
+    return tuple(features.get(name) for name in names)
+
+
+@functools.lru_cache(maxsize=8)
+def _getter(names: tuple[str, ...]) -> operator.itemgetter[Any]:
+    return operator.itemgetter(*names)
 
 
 def _column(values: list[Any], kind: pa.DataType) -> pa.Array:
