@@ -104,6 +104,10 @@ class CRMRayOfflineStore(RayOfflineStore):
         entities = entity_df.reset_index(drop=True).copy()
         entities[entity_ts] = _utc_ns(entities[entity_ts])
         entities[_ROW] = np.arange(len(entities), dtype=np.int64)
+        for column in entities.columns[entities.dtypes == object]:
+            # NaN beside strings (a key of a deal without an account) would make Ray Data keep
+            # the column as Python objects; None makes it an Arrow string column.
+            entities[column] = entities[column].astype(object).where(entities[column].notna(), None)
         earliest, latest = entities[entity_ts].min(), entities[entity_ts].max()
 
         dataset = ray.data.from_pandas(entities)
@@ -234,11 +238,14 @@ def _join_view(
     rows: pd.DataFrame = ray.get(rows_ref)  # the view's rows, shared by every block
     features = list(outputs)
     right = rows[[*entity_keys, _FEATURE_TS, *features]].rename(columns=outputs)
+    right = right.assign(**{k: right[k].astype(object) for k in entity_keys})
     named = list(outputs.values())
     batch = batch.drop(columns=[c for c in named if c in batch.columns])
     keyed = batch[entity_keys].notna().all(axis=1).to_numpy() if entity_keys else None
     left = batch if keyed is None else batch[keyed]
-    left = left.assign(**{entity_ts: _utc_ns(left[entity_ts])})
+    left = left.assign(
+        **{entity_ts: _utc_ns(left[entity_ts])}, **{k: left[k].astype(object) for k in entity_keys}
+    )
     joined = pd.merge_asof(
         left.sort_values(entity_ts, kind="stable"),
         right,

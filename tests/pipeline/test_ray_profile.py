@@ -25,7 +25,7 @@ from feast.repo_config import RepoConfig
 from feature_repo.entities import OPPORTUNITY_ID
 from feature_repo.feature_services import SCORING_SERVICE
 from feature_tables.compute import compute_feature_tables
-from feature_tables.store import materialize, online_entity_rows
+from feature_tables.store import apply, materialize, online_entity_rows
 from infra.ray_runtime import ray_session
 from infra.settings import PROJECT_ROOT, Settings
 from ingestion.tables import ACCOUNTS, SALES_PIPELINE
@@ -73,7 +73,9 @@ def on_ray(ray_up: Settings, duck: FeatureStore) -> FeatureStore:
     }
     config = RepoConfig(**raw)
     config.repo_path = PROJECT_ROOT
-    return FeatureStore(repo_path=str(PROJECT_ROOT), config=config)
+    store = FeatureStore(repo_path=str(PROJECT_ROOT), config=config)
+    apply(store, ray_up)  # the same definitions; creates this online store's tables
+    return store
 
 
 def _ray_children() -> list[str]:
