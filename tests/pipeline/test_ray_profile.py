@@ -160,9 +160,8 @@ def test_materialising_through_the_ray_engine_equals_the_local_engine(
     assert loaded_on_ray == loaded_locally
     at = datetime(2018, 1, 1, 6, tzinfo=UTC)
     entities = open_deal_entities(source[SALES_PIPELINE], source[ACCOUNTS], at)
-    rows = online_entity_rows(
-        entities.drop(columns=[OPPORTUNITY_ID, "deal_stage", TIMESTAMP]).to_dict("records")
-    )
+    entities = entities.drop(columns=[OPPORTUNITY_ID, "deal_stage", TIMESTAMP]).astype(object)
+    rows = online_entity_rows(entities.where(entities.notna(), None).to_dict("records"))
     service = duck.get_feature_service(SCORING_SERVICE)
     want = duck.get_online_features(features=service, entity_rows=rows, full_feature_names=True)
     got = on_ray.get_online_features(
