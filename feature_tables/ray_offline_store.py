@@ -11,15 +11,15 @@ repo (reproduced on a 40-row entity frame of the scoring service: 12 rows came b
 - its distributed path (feature tables above `broadcast_join_threshold_mb`) matches features
   only within the same `window_size_for_joins` bucket (1 hour by default).
 
-This subclass keeps everything else of Feast's store (Ray start-up, reading the lake's Parquet
-with Ray Data, materialisation through the Ray compute engine, `RayRetrievalJob` and its
-on-demand transformations) and replaces only that join: each view's rows, read by Ray Data
-and cut to the entity frame's time range, are broadcast through the object store, and every
-block of the entity frame is joined to them by `merge_asof` on the view's join keys, in the
-Ray workers, with DuckDB's semantics (the newest row at or before the entity time, within the
-TTL; the newest `created` on ties; null features for a null key). The entity rows stay in
-order and none is dropped: `tests/pipeline/test_ray_profile.py` holds the result equal to
-the DuckDB store's.
+This subclass keeps the rest of Feast's store (Ray start-up, Ray Data filtering, the Ray
+compute engine's writes, `RayRetrievalJob` and its on-demand transformations) and replaces
+that join: each view's rows, read from the lake and cut to the entity frame's time range, are
+broadcast through the object store, and every block of the entity frame is joined to them by
+`merge_asof` on the view's join keys, in the Ray workers, with DuckDB's semantics (the newest
+row at or before the entity time, within the TTL; the newest `created` on ties; null features
+for a null key). The entity rows stay in order and none is dropped:
+`tests/pipeline/test_ray_profile.py` holds the result equal to the DuckDB store's. It also
+replaces the Ray engine's read (`pull_all_from_table_or_query`, see there).
 
 Select it in a feature_store.yaml with
 `offline_store: {type: feature_tables.ray_offline_store.CRMRayOfflineStore, ...}`.
