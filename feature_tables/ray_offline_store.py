@@ -61,12 +61,14 @@ _FEATURE_CREATED = "__feature_created"
 _ROW = "__row"
 
 
+_StoreType = Literal["feature_tables.ray_offline_store.CRMRayOfflineStore"]
+
+
 class CRMRayOfflineStoreConfig(RayOfflineStoreConfig):
     """Feast's Ray offline store options, under this store's type name."""
 
-    type: Literal["feature_tables.ray_offline_store.CRMRayOfflineStore"] = (  # type: ignore[assignment]
-        "feature_tables.ray_offline_store.CRMRayOfflineStore"
-    )
+    # Feast finds a store by this name; pydantic narrows the base's Literal, which mypy refuses.
+    type: _StoreType = "feature_tables.ray_offline_store.CRMRayOfflineStore"  # type: ignore[assignment]
 
 
 class CRMRayOfflineStore(RayOfflineStore):
@@ -111,7 +113,7 @@ class CRMRayOfflineStore(RayOfflineStore):
             entities[column] = entities[column].astype(object).where(entities[column].notna(), None)
         earliest, latest = entities[entity_ts].min(), entities[entity_ts].max()
 
-        dataset = ray.data.from_pandas(entities)
+        dataset: Any = ray.data.from_pandas(entities)  # grows one join per view
         odfv_names = {odfv.name for odfv in odfvs}
         pa_types: dict[str, pa.DataType] = {}
         for view in feature_views:
@@ -222,10 +224,10 @@ def _view_spec(
     entities = [registry.get_entity(name, project) for name in view.entities or []]
     view_keys, _, timestamp, created = _get_column_names(view, entities)
     key_map = view.projection.join_key_map or {}
-    if view.batch_source.field_mapping:
+    if view.batch_source is None or view.batch_source.field_mapping:
         raise FeatureTablesError(
-            f"Feature view {view.name} maps source fields; the cluster profile's offline store "
-            "reads lake Parquet whose columns are the features' names (feature_repo/)."
+            f"Feature view {view.name} has no batch source or maps its fields; the cluster "
+            "profile's offline store reads lake Parquet named as the features (feature_repo/)."
         )
     return {
         "view_keys": list(view_keys),

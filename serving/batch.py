@@ -171,16 +171,13 @@ def score_frame_on_ray(
     model = ray.put(loaded)
     blocks = max(1, int(ray.cluster_resources().get("CPU", 1)))
     rows = frame.assign(**{_ROW: np.arange(len(frame), dtype=np.int64)})
-    scored = (
-        ray.data.from_pandas(rows, override_num_blocks=blocks)
-        .map_batches(
-            _score_block,
-            batch_format="pandas",
-            batch_size=None,  # a whole block per call: one DMatrix per block
-            fn_kwargs={"model_ref": model, "top_k": top_k},
-        )
-        .to_arrow_refs()
-    )
+    blocks_of_deals: Any = ray.data.from_pandas(rows, override_num_blocks=blocks)
+    scored = blocks_of_deals.map_batches(
+        _score_block,
+        batch_format="pandas",
+        batch_size=None,  # a whole block per call: one DMatrix per block
+        fn_kwargs={"model_ref": model, "top_k": top_k},
+    ).to_arrow_refs()
     table = pa.concat_tables(ray.get(scored)).sort_by(_ROW)
     contributions = table.column("top_contributions").combine_chunks()
     if not isinstance(contributions, pa.ListArray):  # an empty frame: one empty chunk

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -161,7 +160,8 @@ def test_materialising_through_the_ray_engine_equals_the_local_engine(
     at = datetime(2018, 1, 1, 6, tzinfo=UTC)
     entities = open_deal_entities(source[SALES_PIPELINE], source[ACCOUNTS], at)
     entities = entities.drop(columns=[OPPORTUNITY_ID, "deal_stage", TIMESTAMP]).astype(object)
-    rows = online_entity_rows(entities.where(entities.notna(), None).to_dict("records"))
+    records = entities.where(entities.notna(), None).to_dict("records")
+    rows = online_entity_rows([{str(k): v for k, v in r.items()} for r in records])
     service = duck.get_feature_service(SCORING_SERVICE)
     want = duck.get_online_features(features=service, entity_rows=rows, full_feature_names=True)
     got = on_ray.get_online_features(
@@ -176,9 +176,12 @@ def test_materialising_through_the_ray_engine_equals_the_local_engine(
 
 
 def test_cluster_yaml_differs_from_the_stack_only_in_its_ray_stores() -> None:
-    stack = yaml.safe_load(Path(CLUSTER_YAML.parent.parent / "stack/feature_store.yaml").read_text())
+    stack = yaml.safe_load(
+        (CLUSTER_YAML.parent.parent / "stack" / "feature_store.yaml").read_text()
+    )
     cluster = yaml.safe_load(CLUSTER_YAML.read_text())
     assert {k: v for k, v in cluster.items() if k not in ("offline_store", "batch_engine")} == {
         k: v for k, v in stack.items() if k != "offline_store"
     }
-    assert cluster["batch_engine"]["type"] == "ray.engine"
+    assert cluster["offline_store"]["type"] == "feature_tables.ray_offline_store.CRMRayOfflineStore"
+    assert cluster["batch_engine"]["type"] == "feature_tables.ray_engine.CRMRayComputeEngine"
