@@ -14,6 +14,9 @@ job's runtime environment (to a local Ray and to a remote cluster alike).
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -72,7 +75,31 @@ def connect(settings: Settings) -> bool:
             f"Ray could not start or connect ({where}): {exc}. Check CRM_RAY_ADDRESS, or unset it "
             "to start a local Ray with CRM_RAY_NUM_CPUS and CRM_RAY_OBJECT_STORE_MB."
         ) from exc
+    if not settings.ray_address:
+        _shutdown_on_sigterm()
     return True
+
+
+def _shutdown_on_sigterm() -> None:
+    """A SIGTERM (a supervisor stopping the run) stops the local Ray before the process ends.
+
+    Ray's own exit hook runs only on a normal exit: killed by SIGTERM, the process left a Ray
+    worker that was starting at that moment running (seen here). The handler shuts Ray down,
+    then lets the previous handler (or the default, which ends the process) take the signal.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set from the main thread
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def stop(signum: int, frame: object) -> None:
+        shutdown()
+        signal.signal(signal.SIGTERM, previous)
+        if callable(previous):
+            previous(signum, frame)  # type: ignore[arg-type]
+        else:
+            os.kill(os.getpid(), signum)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def shutdown() -> None:
