@@ -32,6 +32,9 @@ from feast.infra.compute_engines.ray.job import RayMaterializationJob
 from feast.infra.compute_engines.ray.nodes import RayFilterNode
 from feast.infra.registry.base_registry import BaseRegistry
 
+from infra.ray_runtime import connect
+from infra.settings import get_settings
+
 _EngineType = Literal["feature_tables.ray_engine.CRMRayComputeEngine"]
 
 
@@ -62,6 +65,11 @@ class _MaterializationBuilder(RayFeatureBuilder):
 
 class CRMRayComputeEngine(RayComputeEngine):
     """`RayComputeEngine` that materialises every row in the window (module docstring)."""
+
+    def _ensure_ray_initialized(self) -> None:
+        """Start or join Ray the profile's way (bounded, `infra.ray_runtime`) first."""
+        connect(get_settings())
+        super()._ensure_ray_initialized()
 
     def _materialize_one(
         self,

@@ -54,6 +54,8 @@ from feast.utils import _get_column_names
 from pyarrow import fs as pafs
 
 from feature_tables.errors import FeatureTablesError
+from infra.ray_runtime import connect
+from infra.settings import get_settings
 
 # Temporary column names inside a join (no feature or key of the repo may use them).
 _FEATURE_TS = "__feature_ts"
@@ -73,6 +75,12 @@ class CRMRayOfflineStoreConfig(RayOfflineStoreConfig):
 
 class CRMRayOfflineStore(RayOfflineStore):
     """`RayOfflineStore` whose historical retrieval is point-in-time correct (module docstring)."""
+
+    def _init_ray(self, config: RepoConfig) -> None:
+        """Start or join Ray the profile's way (bounded, `infra.ray_runtime`) before Feast would
+        start its own with every core; only when the store is used, so the scorer never does."""
+        connect(get_settings())
+        super()._init_ray(config)
 
     @staticmethod
     def get_historical_features(

@@ -103,12 +103,6 @@ def feature_store(settings: Settings, snapshot: str | None = None) -> FeatureSto
         settings.home.mkdir(parents=True, exist_ok=True)
     else:
         use_lake_duckdb(settings)
-    if settings.profile is Profile.CLUSTER:
-        # Ray with bounded CPUs and object store (or the cluster at CRM_RAY_ADDRESS) before
-        # Feast's Ray store would start one sized to the whole machine; it stops with the process.
-        from infra.ray_runtime import connect
-
-        connect(settings)
     lake = Lake.from_settings(settings)
     if snapshot is None or snapshot == current_feature_snapshot(lake):
         return FeatureStore(repo_path=str(PROJECT_ROOT), config=repo_config(settings))
