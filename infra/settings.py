@@ -1,6 +1,7 @@
 """One settings object for every profile.
 
-`CRM_PROFILE` picks the profile (`local`, `stack` or `prod`); every other value can be overridden
+`CRM_PROFILE` picks the profile (`local`, `stack`, `cluster` or `prod`); every other value can be
+overridden
 by a `CRM_*` environment variable or a line in `.env`. Profiles only change *defaults*: a value
 set explicitly always wins. Nothing here touches the disk or the network.
 """
@@ -24,6 +25,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 class Profile(StrEnum):
     LOCAL = "local"
     STACK = "stack"
+    # The stack's lake, online store and registry, with Feast's Ray offline store and Ray
+    # compute engine (docs/scale-out.md): a local Ray here, a Ray cluster by address in production.
+    CLUSTER = "cluster"
     PROD = "prod"
 
 
@@ -45,6 +49,9 @@ STACK_DEFAULTS: dict[str, Any] = {
     "pg_user": "crm",
     "pg_password": DEV_PG_PASSWORD,
 }
+
+# Profiles that run on the local stack's services (S3 + PostgreSQL + MLflow + Prefect servers).
+STACK_PROFILES = ("stack", "cluster")
 
 # In prod each of these must come from the environment: no silent fallback to a dev value.
 PROD_REQUIRED = (
@@ -118,6 +125,20 @@ class Settings(BaseSettings):
     weed_filer_port: int = 8888
     mlflow_port: int = 5000
     prefect_port: int = 4200
+
+    # --- Ray (the `cluster` profile: docs/scale-out.md) ----------------------------------------
+    ray_address: str | None = Field(
+        default=None,
+        description="Ray cluster to join (`ray://head:10001`, `auto`); unset: start a local Ray.",
+    )
+    ray_num_cpus: int = Field(
+        default=2, ge=1, description="CPUs a local Ray may use (ignored with CRM_RAY_ADDRESS)."
+    )
+    ray_object_store_mb: int = Field(
+        default=512,
+        ge=80,
+        description="Object-store memory of a local Ray, MB (ignored with CRM_RAY_ADDRESS).",
+    )
 
     # --- Validation ---------------------------------------------------------------------------
     quality_threshold: float = Field(
@@ -256,7 +277,7 @@ class Settings(BaseSettings):
         profile = str(data.get("profile", Profile.LOCAL.value)).lower()
         if profile == Profile.PROD.value and data.get("pg_sslmode") in (None, ""):
             data["pg_sslmode"] = PROD_MIN_SSLMODE
-        if profile == Profile.STACK.value:
+        if profile in STACK_PROFILES:
             derived = {
                 "mlflow_tracking_uri": f"http://127.0.0.1:{data.get('mlflow_port', 5000)}",
                 "prefect_api_url": f"http://127.0.0.1:{data.get('prefect_port', 4200)}/api",

@@ -28,7 +28,7 @@ from feature_repo.feature_services import full_name
 from feature_tables.published import feature_build
 from infra.lake import Lake
 from infra.layout import predictions_key, predictions_manifest_key
-from infra.settings import Settings
+from infra.settings import Profile, Settings
 from ingestion.tables import ACCOUNTS, SALES_PIPELINE
 from serving.schemas import DEFAULT_TOP_K
 from serving.scorer import PRICE_FEATURE, PRICE_VIEW, LoadedModel, load_champion
@@ -95,14 +95,17 @@ class BatchScores:
 
 
 def score_frame(
-    loaded: LoadedModel, frame: pd.DataFrame, top_k: int = DEFAULT_TOP_K
+    loaded: LoadedModel,
+    frame: pd.DataFrame,
+    top_k: int = DEFAULT_TOP_K,
+    nthread: int | None = None,
 ) -> tuple[np.ndarray, pa.Array, dict[str, float]]:
     """Calibrated win probabilities of a feature frame, each row's `top_k` contributions
     (largest |SHAP| first, as the HTTP scorer orders them) as one Arrow column, and the seconds
     spent encoding, predicting and explaining (`predict` alone is XGBoost's floor)."""
     model = loaded.model
     # A batch is large: every core helps (the online scorer pins its booster to one thread).
-    model.booster.set_param({"nthread": os.cpu_count() or 1})
+    model.booster.set_param({"nthread": nthread or os.cpu_count() or 1})
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     encoded = model.spec.encode(frame)
@@ -130,6 +133,53 @@ def score_frame(
     )
     seconds["explain"] = _lap(started)
     return probabilities, column, seconds
+
+
+def score_frame_on_ray(
+    loaded: LoadedModel, frame: pd.DataFrame, top_k: int = DEFAULT_TOP_K
+) -> tuple[np.ndarray, pa.Array, dict[str, float]]:
+    """`score_frame` with Ray Data (the `cluster` profile): the frame split into blocks, each
+    scored by `score_frame` in a Ray worker with one thread, the champion shared through the
+    object store; the same probabilities and contributions in the frame's order. Ray must be
+    connected (`infra.ray_runtime`)."""
+    import ray
+
+    started = time.perf_counter()
+    model = ray.put(loaded)
+    blocks = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    rows = frame.assign(**{_ROW: np.arange(len(frame), dtype=np.int64)})
+    blocks_of_deals: Any = ray.data.from_pandas(rows, override_num_blocks=blocks)
+    scored = blocks_of_deals.map_batches(
+        _score_block,
+        batch_format="pandas",
+        batch_size=None,  # a whole block per call: one DMatrix per block
+        fn_kwargs={"model_ref": model, "top_k": top_k},
+    ).to_arrow_refs()
+    table = pa.concat_tables(ray.get(scored)).sort_by(_ROW)
+    contributions = table.column("top_contributions").combine_chunks()
+    if not isinstance(contributions, pa.ListArray):  # an empty frame: one empty chunk
+        contributions = contributions.cast(CONTRIBUTION_TYPE)
+    probabilities = table.column("win_probability").to_numpy()
+    return probabilities, contributions, {"ray": _lap(started)}
+
+
+# The frame's row number while it is scored in blocks (restores the order afterwards).
+_ROW = "__row"
+
+
+def _score_block(batch: pd.DataFrame, model_ref: Any, top_k: int) -> pa.Table:
+    """One block of `score_frame_on_ray`, in a Ray worker (one thread: Ray schedules the CPUs)."""
+    import ray
+
+    loaded: LoadedModel = ray.get(model_ref)
+    probabilities, contributions, _ = score_frame(loaded, batch.drop(columns=[_ROW]), top_k, 1)
+    return pa.table(
+        {
+            _ROW: pa.array(batch[_ROW].to_numpy(), pa.int64()),
+            "win_probability": pa.array(probabilities, pa.float64()),
+            "top_contributions": contributions.cast(CONTRIBUTION_TYPE),
+        }
+    )
 
 
 def _contributions(names: Any, values: list[str | None], amounts: Any) -> pa.StructArray:
@@ -177,7 +227,13 @@ def score_open_deals(
     frame = historical_features(store, entities).sort_values(OPPORTUNITY_ID, ignore_index=True)
     seconds["features"] = _lap(started)
     started = time.perf_counter()
-    probabilities, contributions, parts = score_frame(loaded, frame, top_k)
+    if settings.profile is Profile.CLUSTER:
+        from infra.ray_runtime import ray_session
+
+        with ray_session(settings):
+            probabilities, contributions, parts = score_frame_on_ray(loaded, frame, top_k)
+    else:
+        probabilities, contributions, parts = score_frame(loaded, frame, top_k)
     seconds["score"] = _lap(started)
     seconds.update({f"score_{part}": value for part, value in parts.items()})
     price = pd.to_numeric(frame[full_name(PRICE_VIEW, PRICE_FEATURE)], errors="coerce").to_numpy(
