@@ -356,7 +356,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "python": platform.python_version(),
             "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
         },
-        "goals": {"peak_rss_mb": 2048, "growth_ratio": 12, "materialize_feature_rows_per_s": 50_000},
+        "goals": {
+            "peak_rss_mb": 2048,
+            "growth_ratio": 12,
+            "materialize_feature_rows_per_s": 50_000,
+        },
         "paths": paths,
         "paths_equal_on_sample": {n: c for n, c in equal.items() if c is not None},
     }
