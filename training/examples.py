@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from feast import FeatureStore
 
 STEP_DAYS = 30
+# Beyond this many examples more data barely moves the model (see docs/scale.md) but training
+# time keeps growing: training samples whole opportunities down to it.
+MAX_EXAMPLES = 300_000
 # The keys each example copies from its pipeline row; its `sector` is looked up from the account.
 DEAL_ROW_KEYS: tuple[str, ...] = (OPPORTUNITY_ID, SALES_AGENT, ACCOUNT, PRODUCT)
 WON, LOST = STAGES_CLOSED
@@ -89,6 +92,20 @@ def entity_frame(
     return frame
 
 
+def sample_opportunities(frame: pd.DataFrame, max_examples: int, seed: int) -> pd.DataFrame:
+    """About `max_examples` rows: every example of a seeded sample of opportunities.
+
+    Whole deals are kept or dropped, so a deal's as-of examples stay together (the split assigns
+    a deal to one slice) and the as-of mix per deal is unchanged; `frame` if it is small enough.
+    """
+    if len(frame) <= max_examples:
+        return frame
+    ids = frame[OPPORTUNITY_ID].unique()
+    rng = np.random.default_rng(seed)
+    keep = rng.choice(ids, size=max(1, round(len(ids) * max_examples / len(frame))), replace=False)
+    return frame[frame[OPPORTUNITY_ID].isin(keep)].reset_index(drop=True)
+
+
 def historical_features(
     store: FeatureStore, entity_df: pd.DataFrame, feature_service: str = SCORING_SERVICE
 ) -> pd.DataFrame:
@@ -113,8 +130,14 @@ def build_examples(
     step_days: int | None = STEP_DAYS,
     store: FeatureStore | None = None,
     feature_service: str = SCORING_SERVICE,
+    max_examples: int | None = None,
+    seed: int = 42,
 ) -> Examples:
-    """Examples of a validated snapshot (default: the latest) with Feast features and lineage."""
+    """Examples of a validated snapshot (default: the latest) with Feast features and lineage.
+
+    With `max_examples`, a larger entity frame is sampled by opportunity (`sample_opportunities`)
+    *before* the point-in-time join, so a large snapshot costs Feast only the rows trained on.
+    """
     from feature_tables.published import feature_build
     from feature_tables.store import feature_store
     from infra.layout import ground_truth_key, validated_manifest_key
@@ -127,6 +150,9 @@ def build_examples(
     pipeline = validated_tables[SALES_PIPELINE].to_pandas()
     accounts = validated_tables[ACCOUNTS].to_pandas()
     entities = entity_frame(pipeline, accounts, step_days=step_days)
+    available = len(entities)
+    if max_examples is not None:
+        entities = sample_opportunities(entities, max_examples, seed)
     build = feature_build(lake, snapshot)  # the snapshot's own features, never another's
     store = store or feature_store(settings, snapshot)
     frame = historical_features(store, entities, feature_service)
@@ -147,6 +173,8 @@ def build_examples(
         "feast_project": settings.feast_project,
         "step_days": step_days,
     }
+    if len(entities) < available:
+        lineage |= {"examples_available": available, "examples_sampled": len(entities)}
     return Examples(
         frame=frame.sort_values([TIMESTAMP, OPPORTUNITY_ID], ignore_index=True), lineage=lineage
     )
