@@ -242,8 +242,10 @@ def reset_stack(env: dict[str, str]) -> None:
 
     from infra.settings import Settings
 
-    fields = {k.removeprefix("CRM_").lower(): v for k, v in env.items() if k.startswith("CRM_")}
-    settings = Settings(**{**fields, "profile": "stack"}, _env_file=None)
+    fields: dict[str, Any] = {
+        k.removeprefix("CRM_").lower(): v for k, v in env.items() if k.startswith("CRM_")
+    }
+    settings = Settings(**{**fields, "profile": "stack"}, _env_file=None)  # type: ignore[call-arg]
     _crm(["stack", "down"], env)
     shutil.rmtree(WORKDIR, ignore_errors=True)
     Path(env["HOME"]).mkdir(parents=True, exist_ok=True)

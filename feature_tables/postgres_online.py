@@ -41,8 +41,8 @@ KEY_COLUMNS = ("entity_key", "feature_name")
 class PostgreSQLOnlineStoreConfig(feast_postgres.PostgreSQLOnlineStoreConfig):
     """Feast's PostgreSQL online store settings; only the `type` names this class."""
 
-    type: Literal["feature_tables.postgres_online.PostgreSQLOnlineStore"] = (  # type: ignore[assignment]
-        "feature_tables.postgres_online.PostgreSQLOnlineStore"
+    type: Literal["feature_tables.postgres_online.PostgreSQLOnlineStore"] = (
+        "feature_tables.postgres_online.PostgreSQLOnlineStore"  # type: ignore[assignment]
     )
 
 
