@@ -92,23 +92,37 @@ class PostgreSQLOnlineStore(feast_postgres.PostgreSQLOnlineStore):
                     staging, target
                 )
             )
+            version = config.entity_key_serialization_version
+            keys = [
+                serialize_entity_key(k, entity_key_serialization_version=version) for k, *_ in data
+            ]
             with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(staging, names)) as copy:
-                for row in _rows(config, data, with_value_num, compute_num):
+                for row in _rows(config, keys, data, with_value_num, compute_num):
                     copy.write_row(row)
             updates = sql.SQL(", ").join(
                 sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
                 for c in columns
                 if c not in KEY_COLUMNS
             )
-            # One statement cannot upsert a key twice: the newest row of a key wins, as the last
-            # one written would with Feast's row-by-row path.
+            # One statement cannot upsert a key twice: if an entity comes more than once (never
+            # from Feast's materialisation, which keeps an entity's newest row), the newest row
+            # of a key wins; otherwise the rows go in as they are, without a sort.
+            select = sql.SQL("SELECT {names} FROM {staging}")
+            if len(set(keys)) < len(keys):
+                select = sql.SQL(
+                    "SELECT DISTINCT ON (entity_key, feature_name) {names} FROM {staging} "
+                    "ORDER BY entity_key, feature_name, event_ts DESC, created_ts DESC NULLS LAST"
+                )
             cur.execute(
                 sql.SQL(
-                    "INSERT INTO {target} ({names}) SELECT DISTINCT ON (entity_key, feature_name) "
-                    "{names} FROM {staging} ORDER BY entity_key, feature_name, event_ts DESC, "
-                    "created_ts DESC NULLS LAST ON CONFLICT (entity_key, feature_name) "
-                    "DO UPDATE SET {updates}"
-                ).format(target=target, names=names, staging=staging, updates=updates)
+                    "INSERT INTO {target} ({names}) {select} "
+                    "ON CONFLICT (entity_key, feature_name) DO UPDATE SET {updates}"
+                ).format(
+                    target=target,
+                    names=names,
+                    select=select.format(names=names, staging=staging),
+                    updates=updates,
+                )
             )
             conn.commit()
         if progress:
@@ -117,15 +131,15 @@ class PostgreSQLOnlineStore(feast_postgres.PostgreSQLOnlineStore):
 
 def _rows(
     config: RepoConfig,
+    keys: list[bytes],
     data: list[tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]],
     with_value_num: bool,
     compute_num: bool,
 ) -> Generator[tuple[Any, ...], None, None]:
-    """The rows Feast's `online_write_batch` would insert, column for column."""
-    version = config.entity_key_serialization_version
+    """The rows Feast's `online_write_batch` would insert, column for column (`keys`: the
+    serialised entity keys of `data`)."""
     vectors = bool(config.online_store.vector_enabled)
-    for entity_key, values, timestamp, created in data:
-        key = serialize_entity_key(entity_key, entity_key_serialization_version=version)
+    for key, (_, values, timestamp, created) in zip(keys, data, strict=True):
         event_ts = _to_naive_utc(timestamp)
         created_ts = _to_naive_utc(created) if created is not None else None
         for feature_name, value in values.items():
