@@ -21,6 +21,7 @@ point-in-time datasets agree on a sample.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -268,8 +269,18 @@ def _crm(args: list[str], env: dict[str, str]) -> None:
     )
 
 
-def run_chain(path: str, opportunities: int, steps: Sequence[str]) -> dict[str, Any]:
-    """Every step of the chain for one size, each in its own process; figures per step."""
+def run_chain(
+    path: str,
+    opportunities: int,
+    steps: Sequence[str],
+    on_step: Callable[[dict[str, Any]], None] = lambda results: None,
+) -> dict[str, Any]:
+    """Every step of the chain for one size, each in its own process; figures per step.
+
+    `on_step` gets the figures so far after each step (the driver saves them: a long run that
+    is stopped keeps what it measured). Each step also records the machine's 1-minute load
+    average when it started, since the machine may be shared.
+    """
     env = path_env(path)
     reset_stack(env)
     workdir = WORKDIR / "work"
@@ -278,6 +289,7 @@ def run_chain(path: str, opportunities: int, steps: Sequence[str]) -> dict[str, 
     for step in steps:
         command = [sys.executable, "-m", "bench.scale", "--step", step]
         command += ["--opportunities", str(opportunities), "--workdir", str(workdir)]
+        load = round(os.getloadavg()[0], 1)
         started = time.perf_counter()
         done = subprocess.run(  # nosec B603  # this module, fixed arguments
             command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=STEP_TIMEOUT_S
@@ -286,9 +298,11 @@ def run_chain(path: str, opportunities: int, steps: Sequence[str]) -> dict[str, 
         if done.returncode != 0:
             print(done.stdout[-3000:], done.stderr[-6000:], sep="\n", file=sys.stderr)
             results[step] = {"failed": True, "process_s": wall, "error": done.stderr[-1500:]}
+            on_step(results)
             break
         figures = json.loads(done.stdout.strip().splitlines()[-1])
-        results[step] = {**figures, "process_s": wall}
+        results[step] = {**figures, "process_s": wall, "load_avg_1m_at_start": load}
+        on_step(results)
         print(
             f"  {path} {opportunities:>9,} {step:<12} {figures['seconds']:8.1f} s "
             f"{figures['peak_rss_mb']:8.0f} MB  rows {figures.get('rows', '-')}",
@@ -345,6 +359,45 @@ def growth(runs: dict[str, dict[str, Any]]) -> dict[str, float | None]:
     return out
 
 
+def save(paths: dict[str, Any], sizes: Sequence[int]) -> None:
+    """Write bench/results/scale.json (atomically: a whole file or the previous one)."""
+    equal = {str(n): compare_paths(n) for n in sizes}
+    result = {
+        "benchmark": "land -> validate -> features -> materialize -> PIT -> train -> batch score",
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
+        },
+        "goals": {
+            "peak_rss_mb": 2048,
+            "growth_ratio": 12,
+            "materialize_feature_rows_per_s": 50_000,
+        },
+        "paths": paths,
+        "paths_equal_on_sample": {n: c for n, c in equal.items() if c is not None},
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    temporary = RESULTS.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    temporary.replace(RESULTS)
+
+
+def _keep(
+    paths: dict[str, Any],
+    path: str,
+    runs: dict[str, Any],
+    n: int,
+    sizes: Sequence[int],
+    results: dict[str, Any],
+) -> None:
+    """Record one size's figures so far and save the file."""
+    runs[str(n)] = results
+    paths[path] = {"profile": PATHS[path], "runs": runs, "growth_ratio": growth(runs)}
+    save(paths, sizes)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--opportunities", type=int, nargs="+", default=[100_000, 1_000_000])
@@ -369,29 +422,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs: dict[str, Any] = entry.get("runs", {})
         for n in args.opportunities:
             print(f"{path}: {n:,} opportunities", flush=True)
-            runs[str(n)] = run_chain(path, n, args.steps)
-        paths[path] = {"profile": PATHS[path], "runs": runs, "growth_ratio": growth(runs)}
-    equal = {str(n): compare_paths(n) for n in args.opportunities}
-    result = {
-        "benchmark": "land -> validate -> features -> materialize -> PIT -> train -> batch score",
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
-        },
-        "goals": {
-            "peak_rss_mb": 2048,
-            "growth_ratio": 12,
-            "materialize_feature_rows_per_s": 50_000,
-        },
-        "paths": paths,
-        "paths_equal_on_sample": {n: c for n, c in equal.items() if c is not None},
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    temporary = RESULTS.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    temporary.replace(RESULTS)
+            keep = functools.partial(_keep, paths, path, runs, n, args.opportunities)
+            run_chain(path, n, args.steps, keep)
+    save(paths, args.opportunities)
     print(f"written to {RESULTS}")
     return 0
 
