@@ -57,7 +57,7 @@ STACK_ENV = {
     "CRM_PG_DB_MLFLOW": "crm_bench_mlflow",
     "CRM_PG_DB_PREFECT": "crm_bench_prefect",
     "CRM_PG_USER": "crm_bench",
-    "CRM_PG_PASSWORD": "bench-only",  # a private bench role on the loopback PostgreSQL
+    "CRM_PG_PASSWORD": "bench-only",  # nosec B105  # a private bench role, loopback only
 }
 EXAMPLES_FILE, LINEAGE_FILE = "examples.parquet", "lineage.json"
 SAMPLE_ROWS = 2_000
