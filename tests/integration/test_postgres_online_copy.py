@@ -150,3 +150,19 @@ def test_materialising_again_upserts_without_change(stores: dict[str, FeatureSto
     before = _table(stores["copy"], "opportunity")
     materialize(stores["copy"], full=True)
     pd.testing.assert_frame_equal(_table(stores["copy"], "opportunity"), before)
+
+
+def test_an_entity_twice_in_one_batch_keeps_its_newest_row(
+    stores: dict[str, FeatureStore], feature_tables: dict[str, pd.DataFrame]
+) -> None:
+    store = stores["copy"]
+    rows = feature_tables["sales_agent_daily_stats"]
+    agent = rows.sales_agent.iloc[0]
+    mine = rows[rows.sales_agent == agent].sort_values("event_timestamp").tail(2)
+    assert mine.win_rate_90d.nunique() == 2 or mine.closed_all.nunique() == 2
+    store.write_to_online_store("sales_agent_daily_stats", mine.iloc[::-1])  # newest first
+    names = ["sales_agent_daily_stats:win_rate_90d", "sales_agent_daily_stats:closed_all"]
+    online = store.get_online_features(features=names, entity_rows=[{"sales_agent": agent}])
+    newest = mine.iloc[-1]
+    assert online.to_dict()["win_rate_90d"] == [newest.win_rate_90d]
+    assert online.to_dict()["closed_all"] == [newest.closed_all]
