@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 STEP_DAYS = 30
 # Beyond this many examples more data barely moves the model (see docs/scale.md) but training
 # time keeps growing: training samples whole opportunities down to it.
-MAX_EXAMPLES = 200_000
+MAX_EXAMPLES = 300_000
 # Entity rows per point-in-time join when a dataset is written to a file (`write_examples`).
 CHUNK_ROWS = 250_000
 # The keys each example copies from its pipeline row; its `sector` is looked up from the account.
