@@ -8,7 +8,8 @@ RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
 .PHONY: help setup lint format test test-unit stack-up stack-down stack-status demo pipeline \
-	land validate features materialize train serve explorer deploy worker bench-serving bench-reliability bench-batch bench-monitoring clean
+	land validate features materialize train serve explorer deploy worker bench-serving bench-reliability bench-batch bench-monitoring \
+	bench-scale clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -107,6 +108,9 @@ bench-reliability: setup ## Fault, load and fuzz scenarios on the stack profile 
 
 bench-batch: setup ## The daily chain and batch scoring at 8,800 and 1M opportunities -> bench/results/
 	$(RUN) crm bench batch-scoring
+
+bench-scale: setup ## The chain per step at 100k and 1M opportunities (PATHS="single cluster") -> bench/results/
+	$(RUN) crm bench scale $(foreach p,$(or $(PATHS),single),--paths $(p))
 
 bench-serving: setup ## Serving benchmark: log on/off vs feast serve, mlflow models serve, empty BentoML -> bench/results/
 	$(RUN) crm bench serving

@@ -322,6 +322,29 @@ def bench_monitoring() -> None:
     raise typer.Exit(run_step("bench monitoring", lambda: bench_main([])))
 
 
+@bench_app.command("scale")
+def bench_scale(
+    opportunities: list[int] = typer.Option(
+        [100_000, 1_000_000], help="Snapshot sizes (repeatable); the growth ratio spans them"
+    ),
+    paths: list[str] = typer.Option(
+        ["single"], help="single (stack profile) | cluster (the Ray profile), repeatable"
+    ),
+) -> None:
+    """Each step of the chain in its own process at each size: time, peak RSS -> bench/results/."""
+    from bench.scale import PATHS
+    from bench.scale import main as bench_main
+
+    if unknown := sorted(set(paths) - set(PATHS)):
+        fail(
+            "bench scale",
+            ValueError(f"no path {', '.join(unknown)}; choose from {', '.join(PATHS)}"),
+            code=2,
+        )
+    argv = ["--opportunities", *map(str, opportunities), "--paths", *paths]
+    raise typer.Exit(run_step("bench scale", lambda: bench_main(argv)))
+
+
 @bench_app.command("reliability")
 def bench_reliability(
     only: list[str] = typer.Option([], help="Scenario names (repeatable); all if omitted"),

@@ -16,10 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from feature_repo.entities import ACCOUNT, OPPORTUNITY_ID, PRODUCT, SALES_AGENT, SECTOR
 from feature_repo.feature_services import SCORING_SERVICE
@@ -33,6 +36,11 @@ if TYPE_CHECKING:
     from feast import FeatureStore
 
 STEP_DAYS = 30
+# Beyond this many examples more data barely moves the model (see docs/scale.md) but training
+# time keeps growing: training samples whole opportunities down to it.
+MAX_EXAMPLES = 300_000
+# Entity rows per point-in-time join when a dataset is written to a file (`write_examples`).
+CHUNK_ROWS = 250_000
 # The keys each example copies from its pipeline row; its `sector` is looked up from the account.
 DEAL_ROW_KEYS: tuple[str, ...] = (OPPORTUNITY_ID, SALES_AGENT, ACCOUNT, PRODUCT)
 WON, LOST = STAGES_CLOSED
@@ -132,6 +140,20 @@ def open_deal_features(
     return frame.sort_values(OPPORTUNITY_ID, ignore_index=True), at
 
 
+def sample_opportunities(frame: pd.DataFrame, max_examples: int, seed: int) -> pd.DataFrame:
+    """About `max_examples` rows: every example of a seeded sample of opportunities.
+
+    Whole deals are kept or dropped, so a deal's as-of examples stay together (the split assigns
+    a deal to one slice) and the as-of mix per deal is unchanged; `frame` if it is small enough.
+    """
+    if len(frame) <= max_examples:
+        return frame
+    ids = frame[OPPORTUNITY_ID].unique()
+    rng = np.random.default_rng(seed)
+    keep = rng.choice(ids, size=max(1, round(len(ids) * max_examples / len(frame))), replace=False)
+    return frame[frame[OPPORTUNITY_ID].isin(keep)].reset_index(drop=True)
+
+
 def historical_features(
     store: FeatureStore, entity_df: pd.DataFrame, feature_service: str = SCORING_SERVICE
 ) -> pd.DataFrame:
@@ -149,15 +171,25 @@ def attach_truth(frame: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     return frame.merge(truth, on=OPPORTUNITY_ID, how="left")
 
 
-def build_examples(
+@dataclass
+class _Inputs:
+    """What a point-in-time join of a snapshot's examples starts from."""
+
+    entities: pd.DataFrame
+    store: FeatureStore
+    truth: pd.DataFrame | None
+    lineage: dict[str, Any]
+    # The open deals at the build's scoring time (the monitoring reference's population).
+    open_entities: pd.DataFrame
+
+
+def _inputs(
     settings: Settings,
-    snapshot: str | None = None,
-    *,
-    step_days: int | None = STEP_DAYS,
-    store: FeatureStore | None = None,
-    feature_service: str = SCORING_SERVICE,
-) -> Examples:
-    """Examples of a validated snapshot (default: the latest) with Feast features and lineage."""
+    snapshot: str | None,
+    step_days: int | None,
+    store: FeatureStore | None,
+    feature_service: str,
+) -> _Inputs:
     from feature_tables.published import feature_build
     from feature_tables.store import feature_store
     from infra.layout import ground_truth_key, validated_manifest_key
@@ -171,11 +203,12 @@ def build_examples(
     accounts = validated_tables[ACCOUNTS].to_pandas()
     entities = entity_frame(pipeline, accounts, step_days=step_days)
     build = feature_build(lake, snapshot)  # the snapshot's own features, never another's
+    at = scoring_time(date.fromisoformat(str(build["as_of_end"])))
+    open_entities = open_deal_entities(pipeline, accounts, at)
+    del pipeline, accounts, validated_tables
     store = store or feature_store(settings, snapshot)
-    frame = historical_features(store, entities, feature_service)
     truth_key = ground_truth_key(snapshot)
-    if lake.exists(truth_key):
-        frame = attach_truth(frame, lake.read_parquet(truth_key).to_pandas())
+    truth = lake.read_parquet(truth_key).to_pandas() if lake.exists(truth_key) else None
     raw = read_manifest_metadata(lake, snapshot)
     validated = lake.read_manifest(validated_manifest_key(snapshot))
     lineage = {
@@ -190,9 +223,90 @@ def build_examples(
         "feast_project": settings.feast_project,
         "step_days": step_days,
     }
-    open_deals, _ = open_deal_features(store, pipeline, accounts, build, feature_service)
+    return _Inputs(entities, store, truth, lineage, open_entities)
+
+
+def _joined(inputs: _Inputs, entities: pd.DataFrame, feature_service: str) -> pd.DataFrame:
+    frame = historical_features(inputs.store, entities, feature_service)
+    if inputs.truth is not None:
+        frame = attach_truth(frame, inputs.truth)
+    return frame.sort_values([TIMESTAMP, OPPORTUNITY_ID], ignore_index=True)
+
+
+def build_examples(
+    settings: Settings,
+    snapshot: str | None = None,
+    *,
+    step_days: int | None = STEP_DAYS,
+    store: FeatureStore | None = None,
+    feature_service: str = SCORING_SERVICE,
+    max_examples: int | None = None,
+    seed: int = 42,
+) -> Examples:
+    """Examples of a validated snapshot (default: the latest) with Feast features and lineage.
+
+    With `max_examples`, a larger entity frame is sampled by opportunity (`sample_opportunities`)
+    *before* the point-in-time join, so a large snapshot costs Feast only the rows trained on.
+    """
+    inputs = _inputs(settings, snapshot, step_days, store, feature_service)
+    entities, available = inputs.entities, len(inputs.entities)
+    if max_examples is not None:
+        entities = sample_opportunities(entities, max_examples, seed)
+    lineage = dict(inputs.lineage)
+    if len(entities) < available:
+        lineage |= {"examples_available": available, "examples_sampled": len(entities)}
+    open_deals = inputs.open_entities
+    if not open_deals.empty:
+        open_deals = historical_features(inputs.store, open_deals, feature_service)
+        open_deals = open_deals.sort_values(OPPORTUNITY_ID, ignore_index=True)
     return Examples(
-        frame=frame.sort_values([TIMESTAMP, OPPORTUNITY_ID], ignore_index=True),
-        lineage=lineage,
-        open_deals=open_deals,
+        frame=_joined(inputs, entities, feature_service), lineage=lineage, open_deals=open_deals
     )
+
+
+def write_examples(
+    settings: Settings,
+    path: Path,
+    snapshot: str | None = None,
+    *,
+    chunk_rows: int = CHUNK_ROWS,
+    step_days: int | None = STEP_DAYS,
+    store: FeatureStore | None = None,
+    feature_service: str = SCORING_SERVICE,
+) -> Examples:
+    """Every example of `build_examples`, written to the Parquet file `path` in the same order,
+    `chunk_rows` entity rows at a time: memory holds one chunk's features, not the dataset.
+
+    The point-in-time join is row by row, so joining the (time-ordered) entity rows in chunks
+    gives the rows of one join. Returns the lineage with an empty frame of the file's columns.
+    """
+    inputs = _inputs(settings, snapshot, step_days, store, feature_service)
+    entities = inputs.entities.sort_values([TIMESTAMP, OPPORTUNITY_ID], ignore_index=True)
+    inputs.entities = entities.iloc[:0]
+    schema: pa.Schema | None = None
+    temporary = path.with_name(f".{path.name}.tmp")
+    writer: pq.ParquetWriter | None = None
+    try:
+        for start in range(0, len(entities), chunk_rows):
+            frame = _joined(inputs, entities.iloc[start : start + chunk_rows], feature_service)
+            try:
+                table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                raise ExamplesError(
+                    f"Examples from entity row {start} on do not fit the types of the first "
+                    f"chunk ({exc}); write with a larger chunk_rows."
+                ) from exc
+            if writer is None:
+                schema = table.schema
+                writer = pq.ParquetWriter(temporary, schema)
+            writer.write_table(table)
+            del frame, table
+    finally:
+        if writer is not None:
+            writer.close()
+    if schema is None:
+        raise ExamplesError(
+            "No example rows to write: the snapshot has no closed deal to learn from."
+        )
+    temporary.replace(path)  # the file appears whole or not at all
+    return Examples(frame=schema.empty_table().to_pandas(), lineage=inputs.lineage)

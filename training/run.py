@@ -27,7 +27,7 @@ from feature_repo.feature_services import SCORING_SERVICE
 from infra.settings import Settings
 from training import plots, reference, tracking
 from training.config import TrainingConfig
-from training.examples import build_examples
+from training.examples import build_examples, sample_opportunities
 from training.features import LABEL, TRUE_PROBABILITY, FeatureSpec, feature_columns
 from training.gate import (
     GatePolicy,
@@ -170,12 +170,22 @@ def _train(
 ) -> TrainingReport:
     open_deals = None
     if examples is None:
-        built = build_examples(settings, snapshot, step_days=config.step_days)
+        built = build_examples(
+            settings,
+            snapshot,
+            step_days=config.step_days,
+            max_examples=config.max_examples,
+            seed=config.seed,
+        )
         examples, lineage = built.frame, {**built.lineage, **(lineage or {})}
         open_deals = built.open_deals
     lineage = {"feature_service": SCORING_SERVICE, "feast_project": settings.feast_project} | (
         lineage or {}
     )
+    if config.max_examples is not None and len(examples) > config.max_examples:
+        available = len(examples)
+        examples = sample_opportunities(examples, config.max_examples, config.seed)
+        lineage = lineage | {"examples_available": available, "examples_sampled": len(examples)}
     split = time_split(
         examples, test_fraction=config.test_fraction, valid_fraction=config.valid_fraction
     )

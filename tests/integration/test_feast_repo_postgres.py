@@ -18,6 +18,7 @@ from feast import FeatureStore
 
 from feature_repo.definitions import definitions
 from feature_tables.compute import compute_feature_tables, write_feature_tables
+from feature_tables.postgres_online import STORE_TYPE
 from feature_tables.store import feature_store, materialize
 from infra.lake import Lake
 from infra.settings import Settings
@@ -57,7 +58,7 @@ def pg_store(
 def test_sql_registry_and_postgres_online_store(pg_store) -> None:
     store, features = pg_store
     assert store.config.registry.registry_type == "sql"
-    assert store.config.online_store.type == "postgres"
+    assert store.config.online_store.type == STORE_TYPE  # Feast's store with COPY writes
     assert store.get_feature_service("opportunity_scoring_v1").name == "opportunity_scoring_v1"
     first = materialize(store)
     assert first["sales_agent_daily_stats"] == len(features["sales_agent_profile"])

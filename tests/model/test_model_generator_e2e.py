@@ -17,7 +17,7 @@ from infra.settings import Settings
 from tests.support.profiles import local_profile_env
 from tests.support.training_data import generator_examples
 from training.config import TrainingConfig
-from training.examples import Examples, build_examples
+from training.examples import Examples, build_examples, write_examples
 from training.features import LABEL, TRUE_PROBABILITY, feature_columns
 from training.leakage import refused_columns
 from training.run import TrainingReport, train
@@ -63,6 +63,17 @@ def test_examples_come_from_the_feature_service(examples: Examples) -> None:
     assert set(frame[LABEL].unique()) == {0, 1} and frame[TRUE_PROBABILITY].notna().all()
     assert examples.lineage["feature_service"] == SCORING_SERVICE
     assert examples.lineage["snapshot"] == SNAPSHOT and examples.lineage["source_checksums"]
+
+
+def test_written_in_chunks_the_examples_are_the_same(
+    local: Settings, examples: Examples, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """`write_examples` joins the entity rows in chunks; the file holds `build_examples`' rows."""
+    path = tmp_path_factory.mktemp("examples") / "examples.parquet"
+    written = write_examples(local, path, SNAPSHOT, chunk_rows=4_000)
+    assert len(examples.frame) > 2 * 4_000  # at least three chunks
+    assert written.lineage == examples.lineage
+    pd.testing.assert_frame_equal(pd.read_parquet(path), examples.frame, check_dtype=False)
 
 
 def test_trained_registered_and_champion(report: TrainingReport) -> None:

@@ -26,6 +26,7 @@ def test_defaults_and_frozen() -> None:
         ({"test_fraction": 0.5, "valid_fraction": 0.5}, "must leave data to train on"),
         ({"step_days": 0}, "step_days must be at least 1"),
         ({"n_jobs": 0}, "n_jobs must be at least 1"),
+        ({"max_examples": 999}, "max_examples must be at least 1000"),
     ],
 )
 def test_invalid_values_are_refused_with_what_is_wrong(changes: dict, message: str) -> None:

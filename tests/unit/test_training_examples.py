@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from training.errors import ExamplesError
-from training.examples import entity_frame
+from training.examples import entity_frame, sample_opportunities
 
 
 def _pipeline() -> pd.DataFrame:
@@ -67,3 +67,24 @@ def test_no_closed_deal_is_a_clear_error() -> None:
     open_only = _pipeline().query("deal_stage in ['Engaging', 'Prospecting']")
     with pytest.raises(ExamplesError, match="no closed deal"):
         entity_frame(open_only)
+
+
+def _examples(deals: int, per_deal: int) -> pd.DataFrame:
+    ids = [f"D{i:05d}" for i in range(deals) for _ in range(per_deal)]
+    return pd.DataFrame({"opportunity_id": ids, "step": list(range(per_deal)) * deals})
+
+
+def test_sampling_keeps_whole_opportunities_near_the_cap() -> None:
+    frame = _examples(deals=5_000, per_deal=3)
+    sampled = sample_opportunities(frame, max_examples=3_000, seed=1)
+    assert len(sampled) == 3_000  # 1,000 deals of 3 examples each
+    assert (sampled.groupby("opportunity_id").size() == 3).all()  # no deal cut in part
+    again = sample_opportunities(frame, max_examples=3_000, seed=1)
+    pd.testing.assert_frame_equal(sampled, again)  # seeded
+    other = sample_opportunities(frame, max_examples=3_000, seed=2)
+    assert set(other.opportunity_id) != set(sampled.opportunity_id)
+
+
+def test_sampling_leaves_a_small_frame_alone() -> None:
+    frame = _examples(deals=100, per_deal=2)
+    assert sample_opportunities(frame, max_examples=200, seed=1) is frame

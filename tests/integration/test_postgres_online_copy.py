@@ -1,0 +1,168 @@
+"""The COPY write path of the PostgreSQL online store leaves what Feast's own write leaves.
+
+The same feature tables (tens of thousands of opportunities, materialised in several batches) go
+into two Feast projects on one real PostgreSQL database: one through Feast's stock
+`PostgreSQLOnlineStore` (row-by-row `INSERT ... ON CONFLICT`), one through
+`feature_tables.postgres_online` (COPY + one upsert). Both tables hold the same rows, byte for
+byte, and `get_online_features` returns the same values for a sample of entities; a second
+materialisation over rows already there (the upsert) changes nothing.
+Needs only the machine's PostgreSQL (the stack's admin DSN); the database is dropped after.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import psycopg
+import pytest
+from feast import FeatureStore
+from psycopg import sql
+
+from feature_repo.definitions import definitions
+from feature_tables.compute import compute_feature_tables, write_feature_tables
+from feature_tables.postgres_online import STORE_TYPE
+from feature_tables.store import materialize, repo_config
+from infra.lake import Lake
+from infra.settings import PROJECT_ROOT, Settings
+from tests.support.feature_reference import random_tables
+
+OPPORTUNITIES = 30_000
+BATCH_ROWS = 7_000  # several batches per view, one partly filled
+SAMPLE = 500
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A database of its own on the local PostgreSQL; settings of a stack profile using it."""
+    admin = Settings(_env_file=None).pg_admin_dsn
+    name = f"crm_copytest_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as con:
+        con.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    home = tmp_path_factory.mktemp("crm-copy") / ".crm"
+    settings = Settings(
+        profile="stack",
+        home=home,
+        pg_host="127.0.0.1",
+        pg_user="postgres",
+        pg_password="unused-trust-auth",  # the machine's PostgreSQL trusts loopback
+        pg_db_feast_online=name,
+        _env_file=None,
+    )
+    try:
+        yield settings
+    finally:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as con:
+            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+            con.execute(drop.format(sql.Identifier(name)))
+
+
+def _store(settings: Settings, folder: Path, project: str, store_type: str) -> FeatureStore:
+    config = repo_config(settings, folder / f"{project}.db")
+    raw = config.model_dump(by_alias=True, exclude_none=True)
+    raw["project"] = project
+    raw["online_store"]["type"] = store_type
+    raw["materialization"] = {"online_write_batch_size": BATCH_ROWS}
+    raw["repo_path"] = PROJECT_ROOT
+    from feast.repo_config import RepoConfig
+
+    return FeatureStore(repo_path=str(PROJECT_ROOT), config=RepoConfig(**raw))
+
+
+@pytest.fixture(scope="module")
+def feature_tables() -> dict[str, pd.DataFrame]:
+    return compute_feature_tables(random_tables(OPPORTUNITIES, 5), as_of_end=date(2017, 12, 31))
+
+
+@pytest.fixture(scope="module")
+def stores(database: Settings, feature_tables: dict[str, pd.DataFrame]) -> dict[str, FeatureStore]:
+    """Feast's store and ours, each materialised from the same feature tables."""
+    features = feature_tables
+    lake = Lake.from_settings(Settings(profile="local", home=database.home, _env_file=None))
+    write_feature_tables(lake, features)
+    folder = database.home
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, store_type in (("feast", "postgres"), ("copy", STORE_TYPE)):
+        store = _store(database, folder, f"p_{name}_{uuid.uuid4().hex[:6]}", store_type)
+        store.apply(definitions(lake))
+        store.refresh_registry()
+        materialize(store)
+        out[name] = store
+    return out
+
+
+def _table(store: FeatureStore, view: str) -> pd.DataFrame:
+    online = store.config.online_store
+    dsn = f"postgresql://{online.user}@{online.host}:{online.port}/{online.database}"
+    with psycopg.connect(dsn, connect_timeout=5) as con:
+        query = sql.SQL(
+            "SELECT entity_key, feature_name, value, value_text, event_ts, created_ts FROM {} "
+            "ORDER BY entity_key, feature_name"
+        ).format(sql.Identifier(f"{store.project}_{view}"))
+        rows = con.execute(query).fetchall()
+    columns = ["entity_key", "feature_name", "value", "value_text", "event_ts", "created_ts"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def test_the_copy_store_is_selected_by_class_path(stores: dict[str, FeatureStore]) -> None:
+    online = stores["copy"]._get_provider().online_store
+    assert type(online).__module__ == "feature_tables.postgres_online"
+    assert stores["copy"].config.materialization_config.online_write_batch_size == BATCH_ROWS
+
+
+def test_every_online_table_holds_the_same_rows(stores: dict[str, FeatureStore]) -> None:
+    views = [v.name for v in stores["feast"].list_feature_views() if v.online]
+    opportunity_rows = 0
+    for view in views:
+        ours, feasts = _table(stores["copy"], view), _table(stores["feast"], view)
+        assert len(ours) > 0, view
+        pd.testing.assert_frame_equal(ours, feasts, obj=view)
+        if view == "opportunity":
+            opportunity_rows = ours.entity_key.nunique()
+    assert opportunity_rows > BATCH_ROWS  # the view went through several batches
+
+
+def test_online_features_equal_on_a_sample(
+    stores: dict[str, FeatureStore], feature_tables: dict[str, pd.DataFrame]
+) -> None:
+    for view in stores["feast"].list_feature_views():
+        if not view.online:
+            continue
+        keys = [column.name for column in view.entity_columns]
+        sample = feature_tables[view.name][keys].drop_duplicates()
+        sample = sample.sample(min(SAMPLE, len(sample)), random_state=0)
+        rows = sample.to_dict("records")
+        names = [f"{view.name}:{feature.name}" for feature in view.features]
+        read = {
+            name: store.get_online_features(features=names, entity_rows=rows).to_dict()
+            for name, store in stores.items()
+        }
+        assert read["copy"] == read["feast"], view.name
+        values = [v for k, vs in read["copy"].items() if k not in keys for v in vs]
+        assert any(v is not None for v in values), view.name
+
+
+def test_materialising_again_upserts_without_change(stores: dict[str, FeatureStore]) -> None:
+    before = _table(stores["copy"], "opportunity")
+    materialize(stores["copy"], full=True)
+    pd.testing.assert_frame_equal(_table(stores["copy"], "opportunity"), before)
+
+
+def test_an_entity_twice_in_one_batch_keeps_its_newest_row(
+    stores: dict[str, FeatureStore], feature_tables: dict[str, pd.DataFrame]
+) -> None:
+    store = stores["copy"]
+    rows = feature_tables["sales_agent_daily_stats"]
+    agent = rows.sales_agent.iloc[0]
+    mine = rows[rows.sales_agent == agent].sort_values("event_timestamp").tail(2)
+    assert mine.win_rate_90d.nunique() == 2 or mine.closed_all.nunique() == 2
+    store.write_to_online_store("sales_agent_daily_stats", mine.iloc[::-1])  # newest first
+    names = ["sales_agent_daily_stats:win_rate_90d", "sales_agent_daily_stats:closed_all"]
+    online = store.get_online_features(features=names, entity_rows=[{"sales_agent": agent}])
+    newest = mine.iloc[-1]
+    assert online.to_dict()["win_rate_90d"] == [newest.win_rate_90d]
+    assert online.to_dict()["closed_all"] == [newest.closed_all]
