@@ -44,6 +44,7 @@ SEED = 2
 STEPS = ("land", "validate", "features", "materialize", "pit", "train", "score")
 # A path is the profile its steps run under; the stack underneath is the same.
 PATHS = {"single": "stack", "cluster": "cluster"}
+BENCH_PASSWORD = "bench-only"  # nosec B105  # a private bench role, loopback only
 # The private stack: ports and names of its own, away from a user's stack and the test stacks.
 STACK_ENV = {
     "CRM_S3_ENDPOINT_URL": "http://127.0.0.1:38333",
@@ -57,7 +58,7 @@ STACK_ENV = {
     "CRM_PG_DB_MLFLOW": "crm_bench_mlflow",
     "CRM_PG_DB_PREFECT": "crm_bench_prefect",
     "CRM_PG_USER": "crm_bench",
-    "CRM_PG_PASSWORD": "bench-only",  # nosec B105  # a private bench role, loopback only
+    "CRM_PG_PASSWORD": BENCH_PASSWORD,
 }
 EXAMPLES_FILE, LINEAGE_FILE = "examples.parquet", "lineage.json"
 SAMPLE_ROWS = 2_000
