@@ -5,6 +5,7 @@ buffer still holds."""
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -14,6 +15,8 @@ from infra.lake import Lake
 from infra.settings import Settings
 from serving.prediction_log import read_prediction_log
 from tests.support.servers import free_port, running, wait_http
+
+DROPPED = 'crm_prediction_log_dropped_rows_total{reason="buffer_full"} 2.0'
 
 
 def test_the_scorer_logs_its_answers_counts_drops_and_flushes_on_sigterm(
@@ -39,9 +42,14 @@ def test_the_scorer_logs_its_answers_counts_drops_and_flushes_on_sigterm(
                 json={"opportunity_ids": ids[1:3]},
                 headers={"x-request-id": "log-e2e-2"},
             )
-            metrics = client.get("/metrics").text
+            # BentoML's multiprocess metrics are read from files its worker writes: poll briefly.
+            deadline = time.monotonic() + 15
+            while DROPPED not in (metrics := client.get("/metrics").text):
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
         assert one.status_code == 200 and batch.status_code == 200  # the callers lose nothing
-        assert 'crm_prediction_log_dropped_rows_total{reason="buffer_full"} 2.0' in metrics
+        assert DROPPED in metrics, log.read_text()[-3000:]
         assert "log-e2e-1" not in set(read_prediction_log(lake)["request_id"])  # not yet written
     # `running` stops the server with SIGTERM: its shutdown hook writes the buffered row.
     logged = read_prediction_log(lake)
