@@ -12,12 +12,16 @@ from typing import Any
 
 import psutil
 import psycopg
+import pytest
 
 from feature_repo.definitions import VIEW_NAMES
 from infra.settings import Settings
 from tests.support.cli import ROOT, crm_json
 
 RAY_PROCESSES = ("raylet", "gcs_server")
+# Not in `make test` (its 2-core time budget): `make test-scale-out` and hosted CI run it. The
+# Ray store and engine themselves are checked in every run (tests/pipeline/test_ray_profile.py).
+pytestmark = pytest.mark.scale_out
 
 
 def _online_tables(settings: Settings) -> dict[str, tuple[int, str]]:
