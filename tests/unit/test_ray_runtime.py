@@ -20,7 +20,7 @@ def test_the_cluster_feature_store_uses_the_ray_store_and_engine() -> None:
     config = repo_config(make(profile="cluster"))
     assert type(config.offline_store).__name__ == "CRMRayOfflineStoreConfig"
     assert type(config.batch_engine).__name__ == "CRMRayComputeEngineConfig"
-    assert config.online_store.type == "postgres"
+    assert config.online_store.type == "feature_tables.postgres_online.PostgreSQLOnlineStore"
 
 
 def test_a_local_ray_is_bounded_and_never_joins_another() -> None:
