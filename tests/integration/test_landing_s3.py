@@ -21,6 +21,7 @@ from bench.reliability.data import (
 )
 from infra.lake import Lake, LakeError, LeaseHeldError, _PreconditionFailed
 from infra.layout import lease_key, publish_lease_name, raw_key, raw_manifest_key
+from infra.processes import port_open, wait_until
 from infra.settings import Settings
 from infra.stack import Stack
 from ingestion import landing
@@ -45,6 +46,12 @@ def own_s3(tmp_path: Path) -> Iterator[tuple[Stack, Settings]]:
         weed_volume_port=PORTS + 2,
         weed_filer_port=PORTS + 3,
         _env_file=None,  # type: ignore[call-arg]
+    )
+    # The same ports serve every test of this module: the previous test's SeaweedFS (killed,
+    # not waited for) may still hold one, gRPC ports (+10000) included, for a moment.
+    ports = [PORTS + i + grpc for i in range(4) for grpc in (0, 10_000)]
+    wait_until(
+        lambda: not any(port_open(p) for p in ports), timeout_s=30, what="the S3 ports to free"
     )
     stack = Stack(settings)
     stack.up(only=["s3"])
