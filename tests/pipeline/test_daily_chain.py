@@ -4,11 +4,8 @@ at once, names that run and is reported to the alert webhook; a failed gate stop
 
 from __future__ import annotations
 
-import json
 import shutil
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +16,7 @@ from infra.lake import Lake, LeaseHeldError
 from infra.layout import FEATURES_CURRENT_KEY, PIPELINE_RUN_LEASE
 from infra.settings import Settings, get_settings
 from ingestion.landing import list_snapshots
+from tests.support.servers import Webhook
 from validation.published import validated_snapshots
 
 DATA = Path(__file__).parents[1] / "data"
@@ -27,26 +25,11 @@ DATA = Path(__file__).parents[1] / "data"
 @pytest.fixture
 def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """A local HTTP endpoint that records the JSON bodies POSTed to it."""
-    received: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append(json.loads(body))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    hook = Webhook()
     try:
-        yield f"http://127.0.0.1:{server.server_port}/alerts", received
+        yield hook.url, hook.received
     finally:
-        server.shutdown()
-        server.server_close()
+        hook.close()
 
 
 @pytest.fixture

@@ -13,12 +13,9 @@ decides. Realised performance is computed once later snapshots show deals closed
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Iterator
 from datetime import date
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,34 +28,9 @@ from infra.lake import Lake
 from infra.layout import monitoring_report_keys
 from infra.settings import PROJECT_ROOT, Settings
 from tests.support.profiles import local_profile_env
+from tests.support.servers import Webhook
 
 UNDRIFTED = SNAPSHOTS[1:3]
-
-
-class Webhook:
-    """A local endpoint that records the JSON bodies POSTed to it."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        received = self.received
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append(json.loads(body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/alerts"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture(scope="module")
