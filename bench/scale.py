@@ -46,18 +46,23 @@ STEPS = ("land", "validate", "features", "materialize", "pit", "train", "score")
 PATHS = {"single": "stack", "cluster": "cluster"}
 BENCH_PASSWORD = "bench-only"  # nosec B105  # a private bench role, loopback only
 # The private stack: ports and names of its own, away from a user's stack and the test stacks.
+# `CRM_BENCH_SCALE_SLOT=N` (N > 0) shifts the ports by 100 x N and suffixes the role and the
+# databases, so two checkouts on one machine can each run the bench without meeting.
+_SLOT = int(os.environ.get("CRM_BENCH_SCALE_SLOT", "0") or 0)
+_PORT = 100 * _SLOT
+_NAME = f"_s{_SLOT}" if _SLOT else ""
 STACK_ENV = {
-    "CRM_S3_ENDPOINT_URL": "http://127.0.0.1:38333",
-    "CRM_WEED_MASTER_PORT": "39333",
-    "CRM_WEED_VOLUME_PORT": "38334",
-    "CRM_WEED_FILER_PORT": "38888",
-    "CRM_MLFLOW_PORT": "35000",
-    "CRM_PREFECT_PORT": "34200",
-    "CRM_PG_DB_FEAST_ONLINE": "crm_bench_feast_online",
-    "CRM_PG_DB_FEAST_REGISTRY": "crm_bench_feast_registry",
-    "CRM_PG_DB_MLFLOW": "crm_bench_mlflow",
-    "CRM_PG_DB_PREFECT": "crm_bench_prefect",
-    "CRM_PG_USER": "crm_bench",
+    "CRM_S3_ENDPOINT_URL": f"http://127.0.0.1:{38333 + _PORT}",
+    "CRM_WEED_MASTER_PORT": str(39333 + _PORT),
+    "CRM_WEED_VOLUME_PORT": str(38334 + _PORT),
+    "CRM_WEED_FILER_PORT": str(38888 + _PORT),
+    "CRM_MLFLOW_PORT": str(35000 + _PORT),
+    "CRM_PREFECT_PORT": str(34200 + _PORT),
+    "CRM_PG_DB_FEAST_ONLINE": f"crm_bench_feast_online{_NAME}",
+    "CRM_PG_DB_FEAST_REGISTRY": f"crm_bench_feast_registry{_NAME}",
+    "CRM_PG_DB_MLFLOW": f"crm_bench_mlflow{_NAME}",
+    "CRM_PG_DB_PREFECT": f"crm_bench_prefect{_NAME}",
+    "CRM_PG_USER": f"crm_bench{_NAME}",
     "CRM_PG_PASSWORD": BENCH_PASSWORD,
 }
 EXAMPLES_FILE, LINEAGE_FILE = "examples.parquet", "lineage.json"
