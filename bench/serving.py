@@ -5,6 +5,8 @@ On loopback, one at a time on the same machine and with the same load generator:
   (a) `bentoml serve serving.service:Scorer`, prediction log on (the default): POST /score
       {opportunity_id}, features from Feast, model, top-5 contributions, the score logged;
   (a') the same with CRM_SERVING_LOG_ENABLED=false: what the log costs (p99 ratio, goal <= 1.10);
+  (a'') a second, identical (a'): the control. Its p99 over (a')'s is what two identical servers
+      differ by on this machine in this run (the noise floor the log's ratio is read against);
   (f) `feast serve` on the same registry and online store: POST /get-online-features for the
       scoring feature service, features only (no model); the client sends the deal's join keys
       and request data, which our scorer reads itself (goal: scorer >= 1.5x its req/s at c16);
@@ -12,7 +14,7 @@ On loopback, one at a time on the same machine and with the same load generator:
       encoded feature row (how a naive project serves: features are the caller's problem);
   (c) an empty BentoML endpoint (`bench/empty_service.py`): the framework's ceiling.
 Load: 200 warm-up requests, 1,000 sequential requests, then 5,000 at concurrency 16 and at 64
-(aiohttp, bounded); (a) and (a') are up together, loaded in alternating blocks (`bench_pair`).
+(aiohttp, bounded); (a), (a') and (a'') are up together, loaded in turn in blocks (`bench_group`).
 Then the scorer's own work in-process (no HTTP). Prints p50/p95/p99 and req/s, the ratios and
 the goals, checks that the log kept every score the logged scorer returned, and writes
 `bench/results/serving.json`.
@@ -63,14 +65,22 @@ class Target:
     env: dict[str, str] = field(default_factory=dict)
 
 
-SERVICE, NOLOG, FEAST, MLFLOW, EMPTY = (
+SERVICE, NOLOG, CONTROL, FEAST, MLFLOW, EMPTY = (
     "service (a)",
     "service, no log (a')",
+    "service, no log, control (a'')",
     "feast serve (f)",
     "mlflow (b)",
     "empty bentoml (c)",
 )
-SHORT = {SERVICE: "service", NOLOG: "nolog", FEAST: "feast", MLFLOW: "mlflow", EMPTY: "empty"}
+SHORT = {
+    SERVICE: "service",
+    NOLOG: "nolog",
+    CONTROL: "control",
+    FEAST: "feast",
+    MLFLOW: "mlflow",
+    EMPTY: "empty",
+}
 GOALS = {"p99_log_over_nolog_max": 1.10, "c16_service_over_feast_min": 1.5, "seq_p50_ms_max": 1.5}
 
 
@@ -267,23 +277,23 @@ def bench_target(
     }
 
 
-def bench_pair(
-    a: Target,
-    b: Target,
+def bench_group(
+    group: Sequence[Target],
     log_dir: Path,
     sequential: int,
     requests: int,
     levels: list[int],
     blocks: int,
 ) -> dict[str, dict[str, Any]]:
-    """Two targets up at once, loaded in alternating blocks (a, b, a, b, ...) at each load, the
-    latencies of each side pooled: load from elsewhere on the machine falls on both sides alike
+    """Targets up at once, loaded in turn in blocks (a, b, c, a, b, c, ...) at each load, the
+    latencies of each side pooled: load from elsewhere on the machine falls on every side alike
     (runs one after the other put a burst on one side only). For the scorer with and without
-    its prediction log: the p99 ratio is what the log costs, not what the neighbours did."""
+    its prediction log: the p99 ratio is what the log costs, not what the neighbours did; the
+    control (a second scorer without the log) shows how far two identical servers differ."""
     servers: dict[str, Server] = {}
     windows: dict[str, str] = {}
     try:
-        for target in (a, b):
+        for target in group:
             port = free_port()
             command = [part.replace("{port}", str(port)) for part in target.command]
             windows[target.name] = datetime.now(UTC).isoformat()
@@ -381,9 +391,9 @@ def targets(
     """Each target by name, built only when it runs (its payloads read the store)."""
     service_bodies = [json.dumps({"opportunity_id": i}).encode() for i in ids]
 
-    def service(log: bool) -> Target:
+    def service(log: bool, name: str | None = None) -> Target:
         env = {"CRM_SERVING_LOG_ENABLED": "true" if log else "false"}
-        name = SERVICE if log else NOLOG
+        name = name or (SERVICE if log else NOLOG)
         return Target(
             name, bentoml_serve("serving.service:Scorer"), "/readyz", "/score", service_bodies, env
         )
@@ -419,6 +429,7 @@ def targets(
     every = [
         ("service", lambda: service(True)),
         ("nolog", lambda: service(False)),
+        ("control", lambda: service(False, CONTROL)),
         ("feast", feast),
         ("mlflow", mlflow),
         ("empty", empty),
@@ -469,6 +480,9 @@ def ratios(found: dict[str, Any], levels: list[int]) -> dict[str, float]:
         with_log, without = rate(SERVICE, "p99_ms"), rate(NOLOG, "p99_ms")
         if with_log and without:
             out[f"{level} p99 with log / without"] = round(with_log / without, 3)
+        control = rate(CONTROL, "p99_ms")
+        if control and without:
+            out[f"{level} p99 control / without (noise)"] = round(control / without, 3)
     return out
 
 
@@ -485,6 +499,9 @@ def goals(
             "goal_max": GOALS["p99_log_over_nolog_max"],
             "met": worst <= GOALS["p99_log_over_nolog_max"],
         }
+        noise = [v for k, v in ratio.items() if k.endswith("(noise)")]
+        if noise:  # the same ratio between two identical servers: what "worst" is read against
+            out["p99_log_over_nolog"]["control_worst"] = max(noise)
     if "c16 req/s service / feast" in ratio:
         value = ratio["c16 req/s service / feast"]
         out["c16_service_over_feast"] = {
@@ -512,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=5_000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64])
     parser.add_argument(
-        "--only", nargs="*", help="Subset of targets: service nolog feast mlflow empty"
+        "--only", nargs="*", help="Subset of targets: service nolog control feast mlflow empty"
     )
     parser.add_argument(
         "--blocks",
@@ -537,9 +554,11 @@ def main(argv: list[str] | None = None) -> int:
     log_check: list[dict[str, int]] = []
     sizes = (args.sequential, args.requests, args.concurrency)
     if "service" in chosen and "nolog" in chosen:
-        a, b = chosen.pop("service")(), chosen.pop("nolog")()
-        print(f"benchmarking {a.name} and {b.name}, alternating ...", flush=True)
-        found |= bench_pair(a, b, log_dir, *sizes, args.blocks)
+        together = [short for short in ("service", "nolog", "control") if short in chosen]
+        group = [chosen.pop(short)() for short in together]
+        a = group[0]
+        print(f"benchmarking {', '.join(t.name for t in group)}, in turn ...", flush=True)
+        found |= bench_group(group, log_dir, *sizes, args.blocks)
         log_check.append(
             {
                 "answered_200": found[a.name]["answered_200"],
