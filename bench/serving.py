@@ -15,6 +15,9 @@ On loopback, one at a time on the same machine and with the same load generator:
   (c) an empty BentoML endpoint (`bench/empty_service.py`): the framework's ceiling.
 Load: 200 warm-up requests, 1,000 sequential requests, then 5,000 at concurrency 16 and at 64
 (aiohttp, bounded); (a), (a') and (a'') are up together, loaded in turn in blocks (`bench_group`).
+The log's cost is judged on the median over blocks of (a)'s block p99 / (a')'s same block p99:
+on a shared machine the pooled p99 is decided by whichever blocks a neighbour's burst hit; the
+pooled ratio and the control's ratios are written beside it.
 Then the scorer's own work in-process (no HTTP). Prints p50/p95/p99 and req/s, the ratios and
 the goals, checks that the log kept every score the logged scorer returned, and writes
 `bench/results/serving.json`.
@@ -31,6 +34,7 @@ import math
 import os
 import platform
 import socket
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -300,8 +304,9 @@ def bench_group(
             servers[target.name] = Server(
                 Target(**{**target.__dict__, "command": command}), port, log_dir
             )
-        for server in servers.values():
-            server.wait_ready()
+            # One at a time: BentoML's process manager takes free ports of its own at start-up,
+            # and two starting together can pick the same one.
+            servers[target.name].wait_ready()
         warm = {
             name: asyncio.run(load(server.url + server.target.path, server.target.bodies, 200, 4))
             for name, server in servers.items()
@@ -329,6 +334,12 @@ def bench_group(
             "answered_200": answered,
             "window": [windows[name], datetime.now(UTC).isoformat()],
             "runs": {label: run.summary() for label, run in merged.items()},
+            # Each block's own p99, in load order: `ratios` pairs them with the same block of
+            # the scorer without the log, which ran just before or after under the same load.
+            "block_p99_ms": {
+                label: [round(percentile(sorted(r.latencies_ms), 99), 3) for r in parts]
+                for label, parts in runs.items()
+            },
         }
     return out
 
@@ -483,7 +494,26 @@ def ratios(found: dict[str, Any], levels: list[int]) -> dict[str, float]:
         control = rate(CONTROL, "p99_ms")
         if control and without:
             out[f"{level} p99 control / without (noise)"] = round(control / without, 3)
+        for name, what in ((SERVICE, "with log"), (CONTROL, "control")):
+            paired = _paired_p99(found, name, level)
+            if paired is not None:
+                out[f"{level} p99 {what} / without, median of paired blocks"] = paired
     return out
+
+
+def _paired_p99(found: dict[str, Any], name: str, level: str) -> float | None:
+    """The median over blocks of (`name`'s block p99 / the no-log scorer's same block p99).
+
+    The pooled p99 of a load is decided by its slowest blocks, i.e. by whatever else the
+    machine ran then; blocks of the two scorers run back to back, so their ratio cancels that,
+    and the median ignores the few blocks a burst split unevenly."""
+    try:
+        mine = found[name]["block_p99_ms"][level]
+        base = found[NOLOG]["block_p99_ms"][level]
+    except KeyError:
+        return None
+    pairs = sorted(a / b for a, b in zip(mine, base, strict=True) if b > 0)
+    return round(statistics.median(pairs), 3) if pairs else None
 
 
 def goals(
@@ -491,17 +521,25 @@ def goals(
 ) -> dict[str, Any]:
     """Each goal of issues 15 and 16 with the figure measured in this run, and whether it is met."""
     out: dict[str, Any] = {}
-    p99 = {k: v for k, v in ratio.items() if k.endswith("p99 with log / without")}
-    if p99:
-        worst = max(p99.values())
+    pooled = [v for k, v in ratio.items() if k.endswith("p99 with log / without")]
+    paired = [v for k, v in ratio.items() if "p99 with log / without, median" in k]
+    if pooled:
+        # Judged on the paired blocks (robust to the neighbours' bursts) when they exist; the
+        # pooled ratio and the control's (two identical servers) are beside it to read it by.
+        worst = max(paired or pooled)
         out["p99_log_over_nolog"] = {
             "worst": worst,
+            "estimator": "median of paired blocks" if paired else "pooled",
+            "worst_pooled": max(pooled),
             "goal_max": GOALS["p99_log_over_nolog_max"],
             "met": worst <= GOALS["p99_log_over_nolog_max"],
         }
         noise = [v for k, v in ratio.items() if k.endswith("(noise)")]
-        if noise:  # the same ratio between two identical servers: what "worst" is read against
-            out["p99_log_over_nolog"]["control_worst"] = max(noise)
+        control = [v for k, v in ratio.items() if "p99 control / without, median" in k]
+        if noise:
+            out["p99_log_over_nolog"]["control_worst_pooled"] = max(noise)
+        if control:
+            out["p99_log_over_nolog"]["control_worst"] = max(control)
     if "c16 req/s service / feast" in ratio:
         value = ratio["c16 req/s service / feast"]
         out["c16_service_over_feast"] = {
