@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 from infra.settings import Settings
 from serving.batcher import MicroBatcher
 from serving.errors import NotReady, ServingError, StoreUnavailable
-from serving.prediction_log import PredictionLog, Served, served_rows
+from serving.prediction_log import PredictionLog, ServedRequest
 from serving.scorer import Collected, ScoringEngine, open_engine
 
 log = logging.getLogger("bentoml.crm_serving")  # under bentoml: its handlers print it
@@ -273,27 +273,30 @@ class ServingState:
         collected: list[Collected | ServingError],
         flat: list[dict[str, Any] | ServingError],
     ) -> None:
-        """Hand the batch's scores to the prediction log (a buffer append: no I/O here)."""
+        """Hand the batch's scores to the prediction log: one buffer append per request, its
+        rows built later by the log's writer thread (no I/O, no conversion on the loop)."""
         try:
             served_at = datetime.now(UTC)
             if self._log_columns[0] is not engine:  # once per model, not per batch
                 spec = engine.spec
                 self._log_columns = (engine, frozenset(spec.categorical), tuple(spec.columns))
             _, categorical, columns = self._log_columns
-            rows: list[Served] = []
+            requests: list[ServedRequest] = []
             start = 0
             for job in jobs:
                 end = start + len(job.ids)
-                rows += served_rows(
-                    job.request_id,
-                    job.route,
-                    served_at,
-                    collected[start:end],
-                    flat[start:end],
-                    categorical,
-                    columns,
+                requests.append(
+                    ServedRequest.of(
+                        job.request_id,
+                        job.route,
+                        served_at,
+                        collected[start:end],
+                        flat[start:end],
+                        categorical,
+                        columns,
+                    )
                 )
                 start = end
-            prediction_log.record(rows)
+            prediction_log.record(requests)
         except Exception:  # logging must never cost a caller its score
             log.exception("Prediction log: a batch of scores could not be recorded")
