@@ -18,10 +18,15 @@ scorer's own reader with timeouts, serving.online) treats this one the same.
 from __future__ import annotations
 
 import contextlib
+import io
 from collections.abc import Callable, Generator
 from datetime import datetime
 from typing import Any, Literal
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 from feast import FeatureView
 from feast.infra.key_encoding_utils import get_list_val_str, serialize_entity_key
 from feast.infra.online_stores.helpers import _to_naive_utc, extract_text_and_num
@@ -31,10 +36,13 @@ from feast.infra.utils.postgres.postgres_config import ConnectionType
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_config import RepoConfig
-from psycopg import Connection, sql
+from psycopg import Connection, Cursor, sql
+
+from feature_tables import online_rows
 
 STORE_TYPE = f"{__name__}.PostgreSQLOnlineStore"
 STAGING_TABLE = "crm_online_write_staging"
+_STAGING = sql.Identifier(STAGING_TABLE)
 KEY_COLUMNS = ("entity_key", "feature_name")
 
 
@@ -76,29 +84,125 @@ class PostgreSQLOnlineStore(feast_postgres.PostgreSQLOnlineStore):
         data: list[tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]],
         progress: Callable[[int], Any] | None,
     ) -> None:
+        version = config.entity_key_serialization_version
+        keys = [serialize_entity_key(k, entity_key_serialization_version=version) for k, *_ in data]
+
+        def copy_rows(cur: Cursor[Any], names: sql.Composable, with_value_num: bool) -> None:
+            with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(_STAGING, names)) as copy:
+                for row in _rows(config, keys, data, with_value_num, with_value_num):
+                    copy.write_row(row)
+
+        self._write_staged(config, table, copy_rows, unique=len(set(keys)) == len(keys))
+        if progress:
+            progress(len(data))
+
+    def online_write_arrow(self, config: RepoConfig, table: FeatureView, rows: pa.Table) -> bool:
+        """Write the rows of Feast's materialisation plan (one per entity: the view's join keys,
+        features and timestamps) as Feast's conversion and `online_write_batch` would, encoded
+        by column (feature_tables.online_rows), in batches of `online_write_batch_size`
+        entities. False, having written nothing, when the rows need Feast's own path (a null or
+        unusual join key, a null timestamp, a vector store): the caller then takes it.
+
+        The rows go in the online table's key order: each batch then touches one range of its
+        indexes rather than pages all over them (measured: 2.6x faster inserts, docs/scale.md).
+        """
+        if config.online_store.vector_enabled or rows.num_rows == 0:
+            return False
+        join_keys = {e.name: e.dtype.to_value_type() for e in table.entity_columns}
+        rows = rows.combine_chunks()
+        batch = rows.to_batches()[0] if rows.num_rows else None
+        version = config.entity_key_serialization_version
+        keys = online_rows.entity_keys(batch, join_keys, version) if batch else None
+        source = table.batch_source
+        stamps = [s for s in (source.timestamp_field, source.created_timestamp_column) if s]
+        if keys is None or any(
+            s not in rows.schema.names
+            or rows.column(s).null_count
+            or not pa.types.is_timestamp(rows.column(s).type)
+            for s in stamps
+        ):
+            return False
+        order = pc.sort_indices(keys)
+        rows, keys = rows.take(order), keys.take(order)
+        size = config.materialization_config.online_write_batch_size or rows.num_rows
+        for start in range(0, rows.num_rows, size):
+            self._write_encoded(config, table, rows.slice(start, size), keys.slice(start, size))
+        return True
+
+    def _write_encoded(
+        self, config: RepoConfig, table: FeatureView, rows: pa.Table, keys: pa.BinaryArray
+    ) -> None:
+        """One batch: its online rows built by column, COPYed in CSV, upserted."""
+        n = rows.num_rows
+        source = table.batch_source
+        event_ts = _naive_utc_micros(rows.column(source.timestamp_field))
+        created_ts = (
+            _naive_utc_micros(rows.column(source.created_timestamp_column))
+            if source.created_timestamp_column
+            else pa.nulls(n, pa.timestamp("us"))
+        )
+
+        def copy_csv(cur: Cursor[Any], names: sql.Composable, with_value_num: bool) -> None:
+            features = [
+                online_rows.encode_column(
+                    rows.column(f.name).combine_chunks(), f.dtype.to_value_type(), with_value_num
+                )
+                for f in table.features
+            ]
+            count = len(features)
+
+            def each_feature(arrays: list[pa.Array]) -> pa.Array:
+                """Entity-major: an entity's rows together, in the order of `table.features`."""
+                whole = pa.concat_arrays(arrays)
+                interleave = np.arange(n)[:, None] + n * np.arange(count)[None, :]
+                return whole.take(pa.array(interleave.reshape(-1)))
+
+            columns = {
+                "entity_key": each_feature([online_rows.hex_bytea(keys)] * count),
+                "feature_name": pa.array([f.name for f in table.features] * n, pa.string()),
+                "value": each_feature([online_rows.hex_bytea(e.value) for e in features]),
+                "value_text": each_feature([e.text for e in features]),
+                "value_num": each_feature([e.num for e in features]),
+                "vector_value": pa.nulls(n * count, pa.string()),
+                "event_ts": each_feature([event_ts] * count),
+                "created_ts": each_feature([created_ts] * count),
+            }
+            if not with_value_num:
+                del columns["value_num"]
+            text = io.BytesIO()
+            # Strings are quoted and a null is an empty field: COPY tells NULL from "".
+            writing = pa_csv.WriteOptions(include_header=False)
+            pa_csv.write_csv(pa.table(columns), text, writing)
+            statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(_STAGING, names)
+            with cur.copy(statement) as copy:
+                copy.write(text.getbuffer())
+
+        unique = pc.count_distinct(keys).as_py() == len(keys)
+        self._write_staged(config, table, copy_csv, unique=unique)
+
+    def _write_staged(
+        self,
+        config: RepoConfig,
+        table: FeatureView,
+        copy_rows: Callable[[Cursor[Any], sql.Composable, bool], None],
+        unique: bool,
+    ) -> None:
+        """COPY rows into a temporary table (`copy_rows`), then upsert them in one statement,
+        committed together."""
         table_name = feast_postgres._table_id(
             config.project, table, config.registry.enable_online_feature_view_versioning
         )
         with self._get_conn(config) as conn, conn.cursor() as cur:
             with_value_num = self._check_table_has_value_num(cur, table_name, config)
-            columns = ["entity_key", "feature_name", "value", "value_text"]
-            columns += ["value_num"] if with_value_num else []
-            columns += ["vector_value", "event_ts", "created_ts"]
-            compute_num = with_value_num  # as Feast computes it
-            staging, target = sql.Identifier(STAGING_TABLE), sql.Identifier(table_name)
+            columns = _columns(with_value_num)
+            target = sql.Identifier(table_name)
             names = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
             cur.execute(
                 sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DROP").format(
-                    staging, target
+                    _STAGING, target
                 )
             )
-            version = config.entity_key_serialization_version
-            keys = [
-                serialize_entity_key(k, entity_key_serialization_version=version) for k, *_ in data
-            ]
-            with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(staging, names)) as copy:
-                for row in _rows(config, keys, data, with_value_num, compute_num):
-                    copy.write_row(row)
+            copy_rows(cur, names, with_value_num)
             updates = sql.SQL(", ").join(
                 sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
                 for c in columns
@@ -108,7 +212,7 @@ class PostgreSQLOnlineStore(feast_postgres.PostgreSQLOnlineStore):
             # from Feast's materialisation, which keeps an entity's newest row), the newest row
             # of a key wins; otherwise the rows go in as they are, without a sort.
             select = sql.SQL("SELECT {names} FROM {staging}")
-            if len(set(keys)) < len(keys):
+            if not unique:
                 select = sql.SQL(
                     "SELECT DISTINCT ON (entity_key, feature_name) {names} FROM {staging} "
                     "ORDER BY entity_key, feature_name, event_ts DESC, created_ts DESC NULLS LAST"
@@ -120,13 +224,25 @@ class PostgreSQLOnlineStore(feast_postgres.PostgreSQLOnlineStore):
                 ).format(
                     target=target,
                     names=names,
-                    select=select.format(names=names, staging=staging),
+                    select=select.format(names=names, staging=_STAGING),
                     updates=updates,
                 )
             )
             conn.commit()
-        if progress:
-            progress(len(data))
+
+
+def _columns(with_value_num: bool) -> list[str]:
+    """The online table's columns a write fills, in Feast's order."""
+    columns = ["entity_key", "feature_name", "value", "value_text"]
+    columns += ["value_num"] if with_value_num else []
+    return columns + ["vector_value", "event_ts", "created_ts"]
+
+
+def _naive_utc_micros(column: pa.Array) -> pa.Array:
+    """Timestamps as Feast sends them: UTC wall time without a zone, to the microsecond
+    (`pd.to_datetime(...).to_pydatetime()`, then `_to_naive_utc`)."""
+    micros = column.to_numpy(zero_copy_only=False).astype("datetime64[us]")
+    return pa.array(micros, pa.timestamp("us"))
 
 
 def _rows(
