@@ -35,23 +35,29 @@ from feast.infra.compute_engines.local.job import LocalMaterializationJob
 from feast.infra.compute_engines.local.nodes import LocalOutputNode
 from feast.infra.registry.base_registry import BaseRegistry
 from feast.utils import _convert_arrow_to_proto
+from pydantic import Field
 
 from feature_tables.postgres_online import PostgreSQLOnlineStore
 
 ENGINE_TYPE = f"{__name__}.BulkLocalComputeEngine"
+_EngineType = Literal["feature_tables.bulk_engine.BulkLocalComputeEngine"]
 
 
 class BulkLocalComputeEngineConfig(LocalComputeEngineConfig):
     """Feast's local compute engine options, under this engine's type name."""
 
     # Feast finds an engine by this name; pydantic narrows the base's Literal, which mypy refuses.
-    type: Literal["feature_tables.bulk_engine.BulkLocalComputeEngine"] = (  # type: ignore[assignment]
-        "feature_tables.bulk_engine.BulkLocalComputeEngine"
-    )
+    type: _EngineType = "feature_tables.bulk_engine.BulkLocalComputeEngine"  # type: ignore[assignment]
+    write_concurrency: int = Field(default=1, ge=1)
+    """Batches of a view encoded and upserted at once, each on its own connection."""
 
 
 class _BulkOutputNode(LocalOutputNode):
     """Feast's output node; online batches for our PostgreSQL store are written from Arrow."""
+
+    def __init__(self, *args: Any, write_concurrency: int = 1, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.write_concurrency = write_concurrency
 
     def execute(self, context: ExecutionContext) -> ArrowTableValue:
         view, online, config = self.feature_view, context.online_store, context.repo_config
@@ -62,7 +68,9 @@ class _BulkOutputNode(LocalOutputNode):
         context.node_outputs[self.name] = output
         if table.num_rows == 0:
             return output
-        if not online.online_write_arrow(config, view, table):  # else Feast's path, as Feast
+        if not online.online_write_arrow(
+            config, view, table, self.write_concurrency
+        ):  # else Feast's path, as Feast
             join_keys = {e.name: e.dtype.to_value_type() for e in view.entity_columns}
             size = config.materialization_config.online_write_batch_size
             for batch in [table] if size is None else table.to_batches(max_chunksize=size):
@@ -84,14 +92,27 @@ def _on_demand(view: Any) -> bool:
 
 
 class _BulkFeatureBuilder(LocalFeatureBuilder):
+    def __init__(self, *args: Any, write_concurrency: int = 1, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.write_concurrency = write_concurrency
+
     def build_output_nodes(self, view: Any, input_node: Any) -> Any:
-        node = _BulkOutputNode("output", self.dag_root.view, inputs=[input_node])
+        node = _BulkOutputNode(
+            "output",
+            self.dag_root.view,
+            inputs=[input_node],
+            write_concurrency=self.write_concurrency,
+        )
         self.nodes.append(node)
         return node
 
 
 class BulkLocalComputeEngine(LocalComputeEngine):
     """`LocalComputeEngine` whose PostgreSQL online writes skip the per-row protos."""
+
+    def __init__(self, write_concurrency: int = 1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.write_concurrency = write_concurrency
 
     def _materialize_one(
         self, registry: BaseRegistry, task: MaterializationTask, **kwargs: Any
@@ -100,7 +121,10 @@ class BulkLocalComputeEngine(LocalComputeEngine):
         context = self.get_execution_context(registry, task)
         backend = self._get_backend(context)
         try:
-            _BulkFeatureBuilder(registry, task, backend=backend).build().execute(context)
+            builder = _BulkFeatureBuilder(
+                registry, task, backend=backend, write_concurrency=self.write_concurrency
+            )
+            builder.build().execute(context)
         except Exception as exc:  # Feast's contract: the job carries the error, the caller raises
             return LocalMaterializationJob(
                 job_id=job_id, status=MaterializationJobStatus.ERROR, error=exc

@@ -4,7 +4,8 @@ The same feature tables (tens of thousands of opportunities, materialised in sev
 into three Feast projects on one real PostgreSQL database: one through Feast's stock
 `PostgreSQLOnlineStore` and local engine (row-by-row `INSERT ... ON CONFLICT`), one through
 `feature_tables.postgres_online` (Feast's protos, COPY + one upsert), one through that store and
-`feature_tables.bulk_engine` (rows encoded from Arrow by column, COPY + one upsert). Every table
+`feature_tables.bulk_engine` (rows encoded from Arrow by column, COPY + one upsert, two batches
+at a time). Every table
 holds the same rows, byte for byte, and `get_online_features` returns the
 same values for a sample of entities; a second materialisation over rows already there (the
 upsert) changes nothing.
@@ -17,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import psycopg
@@ -67,13 +69,13 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 
 
 def _store(
-    settings: Settings, folder: Path, project: str, store_type: str, engine: str
+    settings: Settings, folder: Path, project: str, store_type: str, engine: dict[str, Any]
 ) -> FeatureStore:
     config = repo_config(settings, folder / f"{project}.db")
     raw = config.model_dump(by_alias=True, exclude_none=True)
     raw["project"] = project
     raw["online_store"]["type"] = store_type
-    raw["batch_engine"] = {"type": engine}
+    raw["batch_engine"] = engine
     raw["materialization"] = {"online_write_batch_size": BATCH_ROWS}
     raw["repo_path"] = PROJECT_ROOT
     from feast.repo_config import RepoConfig
@@ -95,8 +97,9 @@ def stores(database: Settings, feature_tables: dict[str, pd.DataFrame]) -> dict[
     folder = database.home
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
-    paths = {"feast": ("postgres", "local"), "copy": (STORE_TYPE, "local")}
-    paths["bulk"] = (STORE_TYPE, ENGINE_TYPE)
+    local = {"type": "local"}
+    paths = {"feast": ("postgres", local), "copy": (STORE_TYPE, local)}
+    paths["bulk"] = (STORE_TYPE, {"type": ENGINE_TYPE, "write_concurrency": 2})
     for name, (store_type, engine) in paths.items():
         store = _store(database, folder, f"p_{name}_{uuid.uuid4().hex[:6]}", store_type, engine)
         store.apply(definitions(lake))
