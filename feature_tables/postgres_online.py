@@ -8,6 +8,11 @@ protos, `value_text`/`value_num`, timestamps) are streamed with COPY into a temp
 merged with a single `INSERT ... SELECT DISTINCT ON ... ON CONFLICT DO UPDATE`, so what
 `get_online_features` reads is what Feast's own write would have left.
 
+It adds `online_write_arrow`, which `feature_tables.bulk_engine` calls instead of Feast's
+per-row conversion + `online_write_batch`: the same bytes, built by column from the plan's
+Arrow table (`feature_tables.online_rows`), sorted by key, written by the same COPY and upsert
+(docs/scale.md).
+
 feature_store.yaml selects it by class path:
     online_store:
       type: feature_tables.postgres_online.PostgreSQLOnlineStore
@@ -112,7 +117,7 @@ class PostgreSQLOnlineStore(feast_postgres.PostgreSQLOnlineStore):
         unusual join key, a null timestamp, a vector store): the caller then takes it.
 
         The rows go in the online table's key order: each batch then touches one range of its
-        indexes rather than pages all over them (2.6x faster inserts measured, docs/scale.md).
+        indexes rather than pages all over them (2.7x faster inserts measured, docs/scale.md).
         With `concurrency` > 1, that many batches are encoded and upserted at once, each on a
         connection of its own: their key ranges are disjoint, so they never wait for each other
         (only when every key is unique: a key twice could straddle two batches, and then which
