@@ -1,11 +1,14 @@
-"""The COPY write path of the PostgreSQL online store leaves what Feast's own write leaves.
+"""The COPY write paths of the PostgreSQL online store leave what Feast's own write leaves.
 
 The same feature tables (tens of thousands of opportunities, materialised in several batches) go
-into two Feast projects on one real PostgreSQL database: one through Feast's stock
-`PostgreSQLOnlineStore` (row-by-row `INSERT ... ON CONFLICT`), one through
-`feature_tables.postgres_online` (COPY + one upsert). Both tables hold the same rows, byte for
-byte, and `get_online_features` returns the same values for a sample of entities; a second
-materialisation over rows already there (the upsert) changes nothing.
+into three Feast projects on one real PostgreSQL database: one through Feast's stock
+`PostgreSQLOnlineStore` and local engine (row-by-row `INSERT ... ON CONFLICT`), one through
+`feature_tables.postgres_online` (Feast's protos, COPY + one upsert), one through that store and
+`feature_tables.bulk_engine` (rows encoded from Arrow by column, COPY + one upsert, two batches
+at a time). Every table
+holds the same rows, byte for byte, and `get_online_features` returns the
+same values for a sample of entities; a second materialisation over rows already there (the
+upsert) changes nothing.
 Needs only the machine's PostgreSQL (the stack's admin DSN); the database is dropped after.
 """
 
@@ -15,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import psycopg
@@ -23,6 +27,7 @@ from feast import FeatureStore
 from psycopg import sql
 
 from feature_repo.definitions import definitions
+from feature_tables.bulk_engine import ENGINE_TYPE
 from feature_tables.compute import compute_feature_tables, write_feature_tables
 from feature_tables.postgres_online import STORE_TYPE
 from feature_tables.store import materialize, repo_config
@@ -33,6 +38,9 @@ from tests.support.feature_reference import random_tables
 OPPORTUNITIES = 30_000
 BATCH_ROWS = 7_000  # several batches per view, one partly filled
 SAMPLE = 500
+# This config's online tables have no value_num (Feast adds it for its OpenAI-compatible store);
+# tests/unit/test_online_rows.py holds that column equal too.
+COLUMNS = ("entity_key", "feature_name", "value", "value_text", "event_ts", "created_ts")
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +68,14 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
             con.execute(drop.format(sql.Identifier(name)))
 
 
-def _store(settings: Settings, folder: Path, project: str, store_type: str) -> FeatureStore:
+def _store(
+    settings: Settings, folder: Path, project: str, store_type: str, engine: dict[str, Any]
+) -> FeatureStore:
     config = repo_config(settings, folder / f"{project}.db")
     raw = config.model_dump(by_alias=True, exclude_none=True)
     raw["project"] = project
     raw["online_store"]["type"] = store_type
+    raw["batch_engine"] = engine
     raw["materialization"] = {"online_write_batch_size": BATCH_ROWS}
     raw["repo_path"] = PROJECT_ROOT
     from feast.repo_config import RepoConfig
@@ -79,15 +90,18 @@ def feature_tables() -> dict[str, pd.DataFrame]:
 
 @pytest.fixture(scope="module")
 def stores(database: Settings, feature_tables: dict[str, pd.DataFrame]) -> dict[str, FeatureStore]:
-    """Feast's store and ours, each materialised from the same feature tables."""
+    """Feast's store, ours with Feast's engine, ours with ours: the same feature tables each."""
     features = feature_tables
     lake = Lake.from_settings(Settings(profile="local", home=database.home, _env_file=None))
     write_feature_tables(lake, features)
     folder = database.home
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
-    for name, store_type in (("feast", "postgres"), ("copy", STORE_TYPE)):
-        store = _store(database, folder, f"p_{name}_{uuid.uuid4().hex[:6]}", store_type)
+    local = {"type": "local"}
+    paths = {"feast": ("postgres", local), "copy": (STORE_TYPE, local)}
+    paths["bulk"] = (STORE_TYPE, {"type": ENGINE_TYPE, "write_concurrency": 2})
+    for name, (store_type, engine) in paths.items():
+        store = _store(database, folder, f"p_{name}_{uuid.uuid4().hex[:6]}", store_type, engine)
         store.apply(definitions(lake))
         store.refresh_registry()
         materialize(store)
@@ -99,30 +113,36 @@ def _table(store: FeatureStore, view: str) -> pd.DataFrame:
     online = store.config.online_store
     dsn = f"postgresql://{online.user}@{online.host}:{online.port}/{online.database}"
     with psycopg.connect(dsn, connect_timeout=5) as con:
-        query = sql.SQL(
-            "SELECT entity_key, feature_name, value, value_text, event_ts, created_ts FROM {} "
-            "ORDER BY entity_key, feature_name"
-        ).format(sql.Identifier(f"{store.project}_{view}"))
+        query = sql.SQL("SELECT {} FROM {} ORDER BY entity_key, feature_name").format(
+            sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
+            sql.Identifier(f"{store.project}_{view}"),
+        )
         rows = con.execute(query).fetchall()
-    columns = ["entity_key", "feature_name", "value", "value_text", "event_ts", "created_ts"]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-def test_the_copy_store_is_selected_by_class_path(stores: dict[str, FeatureStore]) -> None:
-    online = stores["copy"]._get_provider().online_store
-    assert type(online).__module__ == "feature_tables.postgres_online"
-    assert stores["copy"].config.materialization_config.online_write_batch_size == BATCH_ROWS
+def test_the_copy_store_and_engine_are_selected_by_class_path(
+    stores: dict[str, FeatureStore],
+) -> None:
+    for name in ("copy", "bulk"):
+        online = stores[name]._get_provider().online_store
+        assert type(online).__module__ == "feature_tables.postgres_online"
+        assert stores[name].config.materialization_config.online_write_batch_size == BATCH_ROWS
+    engine = stores["bulk"]._get_provider().batch_engine
+    assert type(engine).__module__ == "feature_tables.bulk_engine"
 
 
 def test_every_online_table_holds_the_same_rows(stores: dict[str, FeatureStore]) -> None:
     views = [v.name for v in stores["feast"].list_feature_views() if v.online]
     opportunity_rows = 0
     for view in views:
-        ours, feasts = _table(stores["copy"], view), _table(stores["feast"], view)
-        assert len(ours) > 0, view
-        pd.testing.assert_frame_equal(ours, feasts, obj=view)
+        feasts = _table(stores["feast"], view)
+        assert len(feasts) > 0, view
+        for name in ("copy", "bulk"):
+            ours = _table(stores[name], view)
+            pd.testing.assert_frame_equal(ours, feasts, obj=f"{view} ({name})")
         if view == "opportunity":
-            opportunity_rows = ours.entity_key.nunique()
+            opportunity_rows = feasts.entity_key.nunique()
     assert opportunity_rows > BATCH_ROWS  # the view went through several batches
 
 
@@ -142,14 +162,18 @@ def test_online_features_equal_on_a_sample(
             for name, store in stores.items()
         }
         assert read["copy"] == read["feast"], view.name
+        assert read["bulk"] == read["feast"], view.name
         values = [v for k, vs in read["copy"].items() if k not in keys for v in vs]
         assert any(v is not None for v in values), view.name
 
 
-def test_materialising_again_upserts_without_change(stores: dict[str, FeatureStore]) -> None:
-    before = _table(stores["copy"], "opportunity")
-    materialize(stores["copy"], full=True)
-    pd.testing.assert_frame_equal(_table(stores["copy"], "opportunity"), before)
+@pytest.mark.parametrize("name", ["copy", "bulk"])
+def test_materialising_again_upserts_without_change(
+    stores: dict[str, FeatureStore], name: str
+) -> None:
+    before = _table(stores[name], "opportunity")
+    materialize(stores[name], full=True)
+    pd.testing.assert_frame_equal(_table(stores[name], "opportunity"), before)
 
 
 def test_an_entity_twice_in_one_batch_keeps_its_newest_row(

@@ -6,7 +6,8 @@ import pytest
 
 from feature_tables.errors import FeatureTablesError
 from feature_tables.store import repo_config
-from tests.support.settings import prod_settings
+from infra.settings import Profile
+from tests.support.settings import make, prod_settings
 
 
 def test_placeholders_come_from_the_settings_and_a_missing_one_is_named(
@@ -21,3 +22,17 @@ def test_placeholders_come_from_the_settings_and_a_missing_one_is_named(
     no_pg = settings.model_copy(update={"pg_host": None})
     with pytest.raises(FeatureTablesError, match="CRM_PG_HOST"):
         repo_config(no_pg)
+
+
+@pytest.mark.parametrize("profile", ["stack", "prod"])
+def test_the_postgres_profiles_materialise_through_the_bulk_engine(profile: str) -> None:
+    settings = prod_settings().model_copy(update={"profile": Profile(profile)})
+    config = repo_config(settings)
+    assert type(config.batch_engine).__name__ == "BulkLocalComputeEngineConfig"
+    assert config.batch_engine.write_concurrency == 2
+    assert config.online_store.type == "feature_tables.postgres_online.PostgreSQLOnlineStore"
+
+
+def test_the_local_profile_keeps_feasts_engine() -> None:
+    config = repo_config(make(profile="local"))
+    assert config.batch_engine_config == "local"
