@@ -62,7 +62,10 @@ def stock(local: Settings, ours: FeatureStore) -> FeatureStore:
     raw = yaml.safe_load(local.feature_store_yaml.read_text())
     raw |= {
         "project": local.feast_project,
-        "registry": {"registry_type": "file", "path": str(local.home.resolve() / "feast_registry.db")},
+        "registry": {
+            "registry_type": "file",
+            "path": str(local.home.resolve() / "feast_registry.db"),
+        },
         "online_store": {"type": "sqlite", "path": str(local.home.resolve() / "stock_online.db")},
         "offline_store": {"type": "duckdb"},
     }
