@@ -278,6 +278,8 @@ def _joined_table(
         found = pc.index_in(table.column(OPPORTUNITY_ID), value_set=truth.column(OPPORTUNITY_ID))
         table = table.append_column(TRUE_PROBABILITY, truth.column(TRUE_PROBABILITY).take(found))
     order = pc.sort_indices(table, [(TIMESTAMP, "ascending"), (OPPORTUNITY_ID, "ascending")])
+    if pc.all(pc.equal(order, pa.array(np.arange(len(order))))).as_py() is not False:
+        return table  # already in order (the profiles' offline stores keep the entity rows')
     return table.take(order)
 
 
@@ -298,7 +300,11 @@ def write_examples(
     gives the rows of one join. Returns the lineage with an empty frame of the file's columns.
     """
     inputs = _inputs(settings, snapshot, step_days, store, feature_service)
-    entities = inputs.entities.sort_values([TIMESTAMP, OPPORTUNITY_ID], ignore_index=True)
+    entities = inputs.entities
+    keys = pa.Table.from_pandas(entities[[TIMESTAMP, OPPORTUNITY_ID]], preserve_index=False)
+    # Arrow's sort: pandas' on a string column took ~10 s for 1.9M rows.
+    order = pc.sort_indices(keys, [(TIMESTAMP, "ascending"), (OPPORTUNITY_ID, "ascending")])
+    entities = entities.take(order.to_numpy()).reset_index(drop=True)
     inputs.entities = entities.iloc[:0]
     schema: pa.Schema | None = None
     temporary = path.with_name(f".{path.name}.tmp")
