@@ -8,9 +8,11 @@ string id is built per entity row to join the views back: 332 s for the 1.9M exa
 opportunities on this 2-core machine (docs/scale.md).
 
 This subclass keeps the rest of Feast's store (materialisation reads, writes, logging,
-monitoring) and replaces that join with one DuckDB query: the entity rows (numbered, so they come
-back in their order and none is merged with another) `ASOF LEFT JOIN` each view's Parquet on the
-view's join keys and `entity time >= feature time`. The semantics are the stock store's:
+monitoring) and replaces that join with DuckDB ASOF joins: for each set of join keys, the
+distinct (keys, time) of the entity rows `ASOF LEFT JOIN` each view's Parquet on the keys and
+`entity time >= feature time` (`_features_at`); every entity row, numbered so it comes back in
+its place and is never merged with another, then finds its features by a hash join on
+(keys, time) (`_rows_query`). The semantics are the stock store's:
 
 - the newest feature row at or before the entity time; of rows at one time, the newest
   `created_timestamp_column` (rows are deduplicated on keys and time first);
