@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from feature_repo.entities import ACCOUNT, OPPORTUNITY_ID, PRODUCT, SALES_AGENT, SECTOR
@@ -264,6 +265,24 @@ def build_examples(
     )
 
 
+def _joined_table(
+    inputs: _Inputs, entities: pd.DataFrame, feature_service: str, truth: pa.Table | None
+) -> pa.Table:
+    """`_joined`'s rows as an Arrow table, without pandas in between (which took most of the
+    time of a large dataset: merge, multi-column sort, the conversions both ways)."""
+    service = inputs.store.get_feature_service(feature_service)
+    table = inputs.store.get_historical_features(
+        entity_df=entities, features=service, full_feature_names=True
+    ).to_arrow()
+    if truth is not None:  # attach_truth: a left join on the deal, one truth row per deal
+        found = pc.index_in(table.column(OPPORTUNITY_ID), value_set=truth.column(OPPORTUNITY_ID))
+        table = table.append_column(TRUE_PROBABILITY, truth.column(TRUE_PROBABILITY).take(found))
+    order = pc.sort_indices(table, [(TIMESTAMP, "ascending"), (OPPORTUNITY_ID, "ascending")])
+    if pc.all(pc.equal(order, pa.array(np.arange(len(order))))).as_py() is not False:
+        return table  # already in order (the profiles' offline stores keep the entity rows')
+    return table.take(order)
+
+
 def write_examples(
     settings: Settings,
     path: Path,
@@ -281,17 +300,28 @@ def write_examples(
     gives the rows of one join. Returns the lineage with an empty frame of the file's columns.
     """
     inputs = _inputs(settings, snapshot, step_days, store, feature_service)
-    entities = inputs.entities.sort_values([TIMESTAMP, OPPORTUNITY_ID], ignore_index=True)
+    entities = inputs.entities
+    keys = pa.Table.from_pandas(entities[[TIMESTAMP, OPPORTUNITY_ID]], preserve_index=False)
+    # Arrow's sort: pandas' on a string column took ~10 s for 1.9M rows.
+    order = pc.sort_indices(keys, [(TIMESTAMP, "ascending"), (OPPORTUNITY_ID, "ascending")])
+    entities = entities.take(order.to_numpy()).reset_index(drop=True)
     inputs.entities = entities.iloc[:0]
     schema: pa.Schema | None = None
     temporary = path.with_name(f".{path.name}.tmp")
     writer: pq.ParquetWriter | None = None
+    truth = None
+    if inputs.truth is not None:
+        truth = pa.Table.from_pandas(
+            inputs.truth[[OPPORTUNITY_ID, TRUE_PROBABILITY]].drop_duplicates(OPPORTUNITY_ID),
+            preserve_index=False,
+        )
     try:
         for start in range(0, len(entities), chunk_rows):
-            frame = _joined(inputs, entities.iloc[start : start + chunk_rows], feature_service)
+            chunk = entities.iloc[start : start + chunk_rows]
+            table = _joined_table(inputs, chunk, feature_service, truth)
             try:
-                table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
-            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                table = table if schema is None else table.cast(schema)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
                 raise ExamplesError(
                     f"Examples from entity row {start} on do not fit the types of the first "
                     f"chunk ({exc}); write with a larger chunk_rows."
@@ -300,7 +330,7 @@ def write_examples(
                 schema = table.schema
                 writer = pq.ParquetWriter(temporary, schema)
             writer.write_table(table)
-            del frame, table
+            del table
     finally:
         if writer is not None:
             writer.close()
