@@ -12,11 +12,11 @@ control (429), and JSON for every error.
 Settings (`infra/settings.py`, from the environment or `.env`): the profile's `CRM_*` values,
 `CRM_API_TOKEN` (bearer token on the scoring routes), `CRM_SERVING_ACCESS_LOG` (off: it costs
 ~40% of throughput), `CRM_SERVING_RETRY_SECONDS`, `CRM_SERVING_REFRESH_SECONDS`,
-`CRM_SERVING_QUEUE_LIMIT`, `CRM_SERVING_MAX_BODY_BYTES`, `CRM_SERVING_STORE_CONNECT_TIMEOUT`,
-`CRM_SERVING_STORE_TIMEOUT`, `CRM_SERVING_LOG_*` (the prediction log, `serving.prediction_log`;
-its drops are counted on /metrics as `crm_prediction_log_dropped_rows_total`); MLflow and libpq
-timeouts come with the profile's environment (`CRM_MLFLOW_REQUEST_TIMEOUT_S`,
-`CRM_PG_CONNECT_TIMEOUT_S`).
+`CRM_SERVING_QUEUE_LIMIT`, `CRM_SERVING_BATCH_MAX_IDS`, `CRM_SERVING_MAX_BODY_BYTES`,
+`CRM_SERVING_STORE_CONNECT_TIMEOUT`, `CRM_SERVING_STORE_TIMEOUT`, `CRM_SERVING_LOG_*` (the
+prediction log, `serving.prediction_log`; its drops are counted on /metrics as
+`crm_prediction_log_dropped_rows_total`); MLflow and libpq timeouts come with the profile's
+environment (`CRM_MLFLOW_REQUEST_TIMEOUT_S`, `CRM_PG_CONNECT_TIMEOUT_S`).
 """
 
 from __future__ import annotations
