@@ -216,6 +216,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Scoring requests admitted at once (queued or running); more get 429.",
     )
+    serving_batch_max_ids: int = Field(
+        default=32,
+        gt=0,
+        description="Most ids scored in one batch (larger requests in slices): bounds how long "
+        "a batch's Python steps keep the event loop, hence a 429, waiting.",
+    )
     serving_max_body_bytes: int = Field(
         default=262_144, gt=0, description="Largest request body the scorer reads; more: 413."
     )

@@ -1,9 +1,10 @@
 """Opportunistic micro-batching: concurrent requests share one online read and one predict.
 
 No timer: when nothing runs, a request starts at once (no added latency when alone); requests
-that arrive while a batch runs are queued and go together in the next one. Batches run one at a
-time on the event loop; the handler awaits its store reads elsewhere (`serving.state`), so the
-loop keeps serving other requests, probes and 429s included, while a batch waits on the network.
+that arrive while a batch runs are queued and go together in the next one, up to `max_items`.
+Batches run one at a time on the event loop; the handler awaits its store reads and its model
+calls on other threads (`serving.state`), so the loop keeps serving other requests, probes and
+429s included, while a batch waits on the network or the model.
 
 A request whose caller went away (its awaiting task was cancelled) is dropped before its batch
 runs. Each item gets its own result or exception: the handler decides what fails alone.

@@ -6,10 +6,18 @@ every `refresh_seconds` whether the champion alias moved and swaps the engine in
 restart. A request that cannot be scored fails alone: a batch that breaks is scored again one
 request at a time, so only the culprit gets the error.
 
-Batches run on the event loop; the reads of a networked store (PostgreSQL) run on one worker
-thread, each bounded by the store's deadline (`serving.online`), so the loop never waits on the
-network: /livez answers and a stalled store is a quick 503. (Running the whole batch on a
-thread cost ~30% of throughput: the event loop then waits for the GIL at every socket call.)
+A batch's Python steps run on the event loop; what blocks runs on a thread of its own, so the
+loop keeps answering (/livez, and 429s in microseconds under overload):
+- the reads of a networked store (PostgreSQL), on the store thread, each bounded by the store's
+  deadline (`serving.online`): a stalled store is a quick 503;
+- the model (XGBoost's probability and contributions, ~1 ms a row: most of a score's CPU), on the
+  model thread. XGBoost releases the GIL there, so the loop runs alongside on the other core.
+(Running the whole batch on a thread cost ~30% of throughput: the loop then waits for the GIL
+at every socket call, since most of a batch's steps hold it.)
+
+A batch holds at most `serving_batch_max_ids` ids, and a larger request (/score_batch) is scored
+in slices of that size: between two slices the loop serves what came meanwhile, so no Python
+step of a batch keeps a 429 waiting long.
 """
 
 from __future__ import annotations
@@ -104,11 +112,14 @@ class ServingState:
         )
         self.engine: ScoringEngine | None = None
         self.reason = "loading the champion model and the feature store"
+        self.max_ids = settings.serving_batch_max_ids
         self.batcher: MicroBatcher[ScoreJob, JobResult] = MicroBatcher(
-            self._score_jobs, size=lambda job: len(job.ids)
+            self._score_jobs, max_items=self.max_ids, size=lambda job: len(job.ids)
         )
         # One thread for the store's reads: its single connection is never shared.
         self._store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        # One for the model: batches run one at a time, and XGBoost gets one OpenMP thread.
+        self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self._retired: list[ScoringEngine] = []  # replaced engines, closed at the next refresh
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -143,6 +154,7 @@ class ServingState:
             self.prediction_log.close()
             log.info("Prediction log closed: %s", self.prediction_log.counts())
         self._store_thread.shutdown(wait=False, cancel_futures=True)
+        self._model_thread.shutdown(wait=False, cancel_futures=True)
         for engine in [*self._retired, self.engine]:
             if engine is not None:
                 engine.close()
@@ -228,6 +240,10 @@ class ServingState:
         """Run a blocking store read on the store thread (bounded by the store's deadline)."""
         return await asyncio.get_running_loop().run_in_executor(self._store_thread, read)
 
+    async def compute(self, work: Callable[[], V]) -> V:
+        """Run the model's native work on the model thread (it releases the GIL)."""
+        return await asyncio.get_running_loop().run_in_executor(self._model_thread, work)
+
     async def _score_jobs(self, jobs: list[ScoreJob]) -> Sequence[JobResult | BaseException]:
         """One engine call for every id of every queued request; if that call breaks, each
         request again alone, so a request that cannot be scored fails without the others."""
@@ -252,11 +268,19 @@ class ServingState:
         ids = [i for job in jobs for i in job.ids]
         as_ofs = [job.as_of for job in jobs for _ in job.ids]
         top_ks = [job.top_k for job in jobs for _ in job.ids]
-        if self.prediction_log is None:
-            flat = await engine.score_ids_async(ids, as_ofs, top_ks, self.read)
-        else:
-            collected: list[Collected | ServingError] = []
-            flat = await engine.score_ids_async(ids, as_ofs, top_ks, self.read, collected=collected)
+        collected: list[Collected | ServingError] = []
+        flat: list[dict[str, Any] | ServingError] = []
+        for start in range(0, len(ids), self.max_ids):  # one slice unless a request is larger
+            end = start + self.max_ids
+            flat += await engine.score_ids_async(
+                ids[start:end],
+                as_ofs[start:end],
+                top_ks[start:end],
+                self.read,
+                cpu=self.compute,
+                collected=collected if self.prediction_log is not None else None,
+            )
+        if self.prediction_log is not None:
             self._log_scores(self.prediction_log, engine, jobs, collected, flat)
         out: list[JobResult] = []
         start = 0

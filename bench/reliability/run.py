@@ -38,6 +38,7 @@ def run(settings: Settings, only: Iterable[str] = (), out: Path = RESULTS) -> di
     if unknown:
         raise ValueError(f"No scenario {', '.join(unknown)}; there are {', '.join(SCENARIOS)}.")
     outcomes: dict[str, dict[str, Any]] = {}
+    load_before = os.getloadavg()[0]  # a shared machine: its load is part of every figure
     for name in names:
         print(f"reliability: {name} ...", flush=True)
         ctx = Context(settings=settings, workdir=WORKDIR / name)
@@ -53,7 +54,11 @@ def run(settings: Settings, only: Iterable[str] = (), out: Path = RESULTS) -> di
     results = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "profile": settings.profile.value,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # start, end
+        },
         "passed": all(o.get("passed") for o in outcomes.values()),
         "scenarios": outcomes,
     }

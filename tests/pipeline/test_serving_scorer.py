@@ -246,21 +246,28 @@ def test_what_if_refuses_bad_values_naming_the_field(
 def test_the_event_loop_path_scores_exactly_as_the_blocking_one(
     engine: ScoringEngine, ids: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The service awaits each store read (`score_ids_async`); same steps, same scores."""
+    """The service awaits each store read and the model's work on other threads
+    (`score_ids_async`); same steps, same scores."""
     import asyncio
 
     chosen = [*ids["open"][:20], "NO-SUCH-DEAL", ids["closed"][0]]
     reads: list[object] = []
+    computed: list[object] = []
 
     async def io(read: Any) -> Any:
         reads.append(read)
         return await asyncio.get_running_loop().run_in_executor(None, read)
 
+    async def cpu(work: Any) -> Any:
+        computed.append(work)
+        return await asyncio.get_running_loop().run_in_executor(None, work)
+
     # SQLite is local (read inline): take the path of a networked store
     monkeypatch.setattr(type(engine.online), "remote", property(lambda _: True))
-    awaited = asyncio.run(engine.score_ids_async(chosen, None, 3, io))
+    awaited = asyncio.run(engine.score_ids_async(chosen, None, 3, io, cpu=cpu))
     blocking = engine.score_ids(chosen, None, 3)
     assert reads  # the reads went through `io`
+    assert len(computed) == 1  # one model call for the batch, through `cpu`
     assert [type(r) for r in awaited] == [type(r) for r in blocking]
     for got, expected in zip(awaited, blocking, strict=True):
         if isinstance(expected, dict):

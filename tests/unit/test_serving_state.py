@@ -4,7 +4,9 @@ any bytes in constant time (4); "not ready" says nothing of the internals to cli
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,14 +22,24 @@ POISON = datetime(1, 1, 1, tzinfo=UTC)
 class FakeEngine:
     """Scores ids; an as_of of year 1 breaks the whole call, as OverflowError once did."""
 
-    def __init__(self, down: bool = False) -> None:
+    def __init__(self, down: bool = False, model_s: float = 0.0) -> None:
         self.calls: list[list[str]] = []
         self.down = down
+        self.model_s = model_s  # the model's native work: a sleep releases the GIL as it does
 
     async def score_ids_async(
-        self, ids: list[str], as_ofs: list[Any], top_ks: list[int], io: Any
+        self,
+        ids: list[str],
+        as_ofs: list[Any],
+        top_ks: list[int],
+        io: Any,
+        *,
+        cpu: Any = None,
+        collected: Any = None,
     ) -> list[Any]:
         self.calls.append(list(ids))
+        if self.model_s:
+            await cpu(functools.partial(time.sleep, self.model_s))
         if self.down:
             raise StoreUnavailable("Online store unreachable")
         if POISON in as_ofs:
@@ -38,8 +50,12 @@ class FakeEngine:
         pass
 
 
-def state(engine: FakeEngine | None = None, token: str | None = None) -> ServingState:
-    s = ServingState(Settings(_env_file=None), token=token, opener=lambda *_: FakeEngine())
+def state(
+    engine: FakeEngine | None = None, token: str | None = None, **settings: Any
+) -> ServingState:
+    s = ServingState(
+        Settings(_env_file=None, **settings), token=token, opener=lambda *_: FakeEngine()
+    )
     s.engine = engine  # type: ignore[assignment]
     return s
 
@@ -77,6 +93,35 @@ def test_through_the_batcher_only_the_poisoned_caller_gets_the_error() -> None:
     assert [type(r) for r in results].count(OverflowError) == 1
     assert isinstance(results[3], OverflowError)
     assert all(isinstance(r, list) for n, r in enumerate(results) if n != 3)
+
+
+def test_a_request_larger_than_a_batch_is_scored_in_slices_in_order() -> None:
+    engine = FakeEngine()
+    ids = [f"G{n}" for n in range(10)]
+    s = state(engine, serving_batch_max_ids=4)
+    results = asyncio.run(s._score_jobs([ScoreJob(ids, None, 5), ScoreJob(["H"], None, 5)]))
+    s.stop()
+    assert results == [[{"id": i} for i in ids], [{"id": "H"}]]
+    assert engine.calls == [ids[:4], ids[4:8], [*ids[8:], "H"]]
+
+
+def test_the_loop_keeps_answering_while_the_model_works() -> None:
+    """The model's work runs on the model thread: a probe (or a 429) is not kept waiting."""
+    s = state(FakeEngine(model_s=0.3))
+
+    async def main() -> float:
+        scoring = asyncio.ensure_future(s.batcher.submit(ScoreJob(["A"], None, 5)))
+        await asyncio.sleep(0.05)  # the batch is in the model now
+        started = time.perf_counter()
+        await asyncio.sleep(0.001)  # e.g. a 429: served by the loop meanwhile
+        waited = time.perf_counter() - started
+        assert not scoring.done()
+        assert await scoring == [{"id": "A"}]
+        return waited
+
+    waited = asyncio.run(main())
+    s.stop()
+    assert waited < 0.1
 
 
 @pytest.mark.parametrize(
