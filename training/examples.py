@@ -316,7 +316,11 @@ def write_examples(
 
 
 def read_examples(
-    path: Path, max_examples: int | None = None, seed: int = 42
+    path: Path,
+    max_examples: int | None = None,
+    seed: int = 42,
+    *,
+    batch_rows: int = READ_BATCH_ROWS,
 ) -> tuple[pd.DataFrame, int]:
     """The examples of a `write_examples` file, opportunities sampled as `sample_opportunities`
     samples them, and how many examples the file holds.
@@ -334,7 +338,7 @@ def read_examples(
         keep = pa.array(sampled, source.schema_arrow.field(OPPORTUNITY_ID).type)
         del ids, sampled
     kept = []
-    for batch in source.iter_batches(batch_size=READ_BATCH_ROWS):
+    for batch in source.iter_batches(batch_size=batch_rows):
         if keep is not None:
             batch = batch.filter(pc.is_in(batch[OPPORTUNITY_ID], value_set=keep))
         kept.append(batch)
