@@ -114,7 +114,8 @@ def score_frame(
 ) -> tuple[np.ndarray, pa.Array, dict[str, float]]:
     """Calibrated win probabilities of a feature frame, each row's `top_k` contributions
     (largest |SHAP| first, as the HTTP scorer orders them) as one Arrow column, and the seconds
-    spent encoding, predicting and explaining (`predict` alone is XGBoost's floor).
+    spent encoding, predicting and explaining (`predict` alone is XGBoost's floor), with
+    `distinct_rows`: how many inputs were scored and explained.
 
     XGBoost's exact TreeSHAP costs milliseconds per row (trees x leaves x depth^2) and is
     almost all of the time, so each distinct model input is scored and explained once: deals
@@ -134,6 +135,7 @@ def score_frame(
         pd.DataFrame(distinct, columns=order), feature_types=types, enable_categorical=True
     )
     seconds["encode"] = _lap(started)
+    seconds["distinct_rows"] = len(distinct)
     started = time.perf_counter()
     probabilities = model.calibrator.apply(model.booster.predict(matrix))[row_of]
     seconds["predict"] = _lap(started)
@@ -153,7 +155,6 @@ def score_frame(
         offsets, _contributions(names, _top_values(frame, order, top), amounts)
     )
     seconds["explain"] = _lap(started)
-    seconds["distinct_rows"] = len(distinct)
     return probabilities, column, seconds
 
 
