@@ -10,7 +10,8 @@ A path is a profile switch: `single` is the `stack` profile (PostgreSQL online s
 registry, DuckDB over the S3 lake, MLflow server), `cluster` is `CRM_PROFILE=cluster` (Feast's
 Ray offline store and compute engine) when the checkout has that profile, else it is reported
 unavailable. Both get the same private stack (own folder, ports, role and databases; nothing of a
-user's stack is touched), reset before each size.
+user's stack is touched), reset before each size (`--reuse`: kept, for later steps measured
+again on the data of the previous run of that size).
 
 Writes bench/results/scale.json: seconds and peak RSS per step, the growth ratio
 time(largest) / time(smallest) per step, row counts, feature rows/s of the materialisation, the
@@ -39,6 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "scale.json"
 WORKDIR = ROOT / ".bench-scale"
 SAMPLES = ROOT / ".bench-scale-samples"  # survives the per-run reset of WORKDIR
+# Which size the private stack's data is of (`--reuse` runs later steps on it).
+SIZE_FILE = WORKDIR / "opportunities"
 SNAPSHOT = date(2017, 12, 31)
 SEED = 2
 STEPS = ("land", "validate", "features", "materialize", "pit", "train", "score")
@@ -153,34 +156,22 @@ def _pit(settings: Any, lake: Any, day: str, n: int, workdir: Path) -> dict[str,
 
 def _train(settings: Any, lake: Any, day: str, n: int, workdir: Path) -> dict[str, Any]:
     """`crm train` on the PIT dataset: opportunities sampled as `build_examples` samples them
-    (read from the file with a filter, so the rows not trained on are never loaded)."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    from feature_repo.entities import OPPORTUNITY_ID
+    (the file read batch by batch, keeping only the sampled deals' rows)."""
     from training.config import TrainingConfig
-    from training.examples import sample_opportunities
+    from training.examples import read_examples
     from training.run import train
 
     config = TrainingConfig(n_jobs=os.cpu_count() or 1)
-    path = workdir / EXAMPLES_FILE
-    ids = pq.read_table(path, columns=[OPPORTUNITY_ID]).to_pandas()
-    if config.max_examples is not None:
-        keep = sample_opportunities(ids, config.max_examples, config.seed)[OPPORTUNITY_ID]
-        table = pq.read_table(path, filters=pc.field(OPPORTUNITY_ID).isin(keep.unique()))
-    else:
-        table = pq.read_table(path)
-    examples = table.to_pandas()
-    del table
+    examples, available = read_examples(workdir / EXAMPLES_FILE, config.max_examples, config.seed)
     lineage = json.loads((workdir / LINEAGE_FILE).read_text())
-    lineage |= {"examples_available": len(ids), "examples_sampled": len(examples)}
+    lineage |= {"examples_available": available, "examples_sampled": len(examples)}
     config = TrainingConfig(n_jobs=config.n_jobs, max_examples=None)  # sampled above
     report = train(settings, config, examples=examples, snapshot=day, lineage=lineage)
     metrics = report.metrics
     auc, oracle = metrics["xgboost"]["auc"], metrics.get("oracle", {}).get("auc")
     return {
         "rows": len(examples),
-        "examples_available": len(ids),
+        "examples_available": available,
         "split": report.split,
         "candidate": report.candidate,
         "promoted": bool(report.decision and report.decision.promoted),
@@ -282,15 +273,29 @@ def run_chain(
     opportunities: int,
     steps: Sequence[str],
     on_step: Callable[[dict[str, Any]], None] = lambda results: None,
+    *,
+    reuse: bool = False,
 ) -> dict[str, Any]:
     """Every step of the chain for one size, each in its own process; figures per step.
 
     `on_step` gets the figures so far after each step (the driver saves them: a long run that
     is stopped keeps what it measured). Each step also records the machine's 1-minute load
-    average when it started, since the machine may be shared.
+    average when it started, since the machine may be shared. With `reuse` the private stack
+    keeps the data of the previous run of the same size, so later steps (train, score) can be
+    measured again without landing and materialising anew.
     """
     env = path_env(path)
-    reset_stack(env)
+    if reuse:
+        reused = SIZE_FILE.read_text().strip() if SIZE_FILE.exists() else None
+        if reused != str(opportunities):
+            raise SystemExit(
+                f"--reuse: the private stack holds no earlier run of {opportunities:,} "
+                f"opportunities ({reused or 'none'}): run the earlier steps without --reuse first."
+            )
+        _crm(["stack", "up"], env)
+    else:
+        reset_stack(env)
+        SIZE_FILE.write_text(f"{opportunities}\n")
     workdir = WORKDIR / "work"
     workdir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
@@ -411,6 +416,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--opportunities", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--paths", nargs="+", choices=sorted(PATHS), default=["single"])
     parser.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS))
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the data of the previous run of the same size (one size per run)",
+    )
     parser.add_argument("--step", choices=STEPS, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -431,7 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for n in args.opportunities:
             print(f"{path}: {n:,} opportunities", flush=True)
             keep = functools.partial(_keep, paths, path, runs, n, args.opportunities)
-            run_chain(path, n, args.steps, keep)
+            run_chain(path, n, args.steps, keep, reuse=args.reuse)
     save(paths, args.opportunities)
     print(f"written to {RESULTS}")
     return 0

@@ -90,6 +90,8 @@ LEASE_POLL_S = 0.5
 # `<stem>.<txid><suffix>`: the physical name of a published object (txid: time + 8 hex digits).
 _VERSIONED = re.compile(r"^(?P<stem>.+)\.(?P<txid>\d{8}T\d{6}-[0-9a-f]{8})(?P<suffix>\.[^./]+)?$")
 TMP_PREFIX = ".tmp-"
+# The codec of every Parquet object the project writes to the lake.
+PARQUET_COMPRESSION = "zstd"
 
 log = logging.getLogger(__name__)
 
@@ -297,7 +299,7 @@ class Lake:
 
     def write_parquet(self, key: str, table: pa.Table) -> None:
         sink = io.BytesIO()
-        pq.write_table(table, sink, compression="zstd")
+        pq.write_table(table, sink, compression=PARQUET_COMPRESSION)
         self.put_bytes(key, sink.getvalue())
 
     def read_parquet(self, key: str) -> pa.Table:

@@ -195,6 +195,13 @@ class Settings(BaseSettings):
         default=500, ge=1, description="Served rows recomputed offline for the skew report."
     )
 
+    # --- Batch scoring (serving/batch.py) --------------------------------------------------------
+    batch_score_chunk_rows: int = Field(
+        default=50_000,
+        ge=1,
+        description="Open deals joined, scored and explained at a time: memory holds one chunk.",
+    )
+
     # --- Serving ------------------------------------------------------------------------------
     scorer_url: str = Field(
         default="http://127.0.0.1:3000", description="The BentoML scorer, for its clients."

@@ -7,13 +7,18 @@ newest daily stats (`serving.scorer.default_as_of`). The features are encoded by
 own `FeatureSpec` (the training path); a test holds online and batch scores equal for the same
 deal and time. The result is one Parquet object per snapshot, committed by its manifest
 (`infra.layout.predictions_key`), which the explorer reads instead of calling the API per deal.
+
+The deals are scored in chunks (`Settings.batch_score_chunk_rows`), each chunk a row group of that
+object: a million-opportunity snapshot is scored in the memory of one chunk (docs/scale.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -21,15 +26,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import xgboost as xgb
 
-from feature_repo.entities import OPPORTUNITY_ID
+from feature_repo.entities import ACCOUNT, OPPORTUNITY_ID, SECTOR
 from feature_repo.feature_services import full_name
 from feature_tables.published import feature_build
-from infra.lake import Lake
+from infra.lake import PARQUET_COMPRESSION, Lake
 from infra.layout import predictions_key, predictions_manifest_key
 from infra.settings import Profile, Settings
-from ingestion.tables import ACCOUNTS, SALES_PIPELINE
+from ingestion.tables import ACCOUNTS, SALES_PIPELINE, STAGES_OPEN
 from serving.schemas import DEFAULT_TOP_K
 from serving.scorer import PRICE_FEATURE, PRICE_VIEW, LoadedModel, load_champion
 from training.examples import historical_features, open_deal_entities, scoring_time
@@ -71,16 +78,19 @@ class BatchScores:
     """The scored open deals of one snapshot, and how long each part took."""
 
     snapshot: str
-    table: pa.Table
+    parquet: bytes  # the predictions object: PREDICTION_SCHEMA, one row group per chunk
+    rows: int
     model_name: str
     model_version: str
     as_of: datetime
     seconds: dict[str, float]
+    chunks: int = 0  # row groups: the deals were scored this many at a time
+    explained_rows: int = 0  # distinct model inputs explained (equal rows share their TreeSHAP)
 
     def summary(self) -> dict[str, Any]:
         """Rows, model, seconds per part and the throughputs: the model (encode + predict) and
         with its explanations (exact TreeSHAP contributions, the costly part)."""
-        rows = self.table.num_rows
+        rows = self.rows
         model = self.seconds.get("score_encode", 0.0) + self.seconds.get("score_predict", 0.0)
         explained = self.seconds.get("score", 0.0)
         return {
@@ -88,6 +98,8 @@ class BatchScores:
             "rows": rows,
             "model": f"{self.model_name} v{self.model_version}",
             "as_of": self.as_of.isoformat(),
+            "chunks": self.chunks,
+            "explained_rows": self.explained_rows,
             "seconds": self.seconds,
             "deals_per_second_model": round(rows / model) if model > 0 else None,
             "deals_per_second_explained": round(rows / explained) if explained > 0 else None,
@@ -102,7 +114,14 @@ def score_frame(
 ) -> tuple[np.ndarray, pa.Array, dict[str, float]]:
     """Calibrated win probabilities of a feature frame, each row's `top_k` contributions
     (largest |SHAP| first, as the HTTP scorer orders them) as one Arrow column, and the seconds
-    spent encoding, predicting and explaining (`predict` alone is XGBoost's floor)."""
+    spent encoding, predicting and explaining (`predict` alone is XGBoost's floor), with
+    `distinct_rows`: how many inputs were scored and explained.
+
+    XGBoost's exact TreeSHAP costs milliseconds per row (trees x leaves x depth^2) and is
+    almost all of the time, so each distinct model input is scored and explained once: deals
+    with the same agent, account, product and engage day (or none yet: every prospecting deal
+    of that agent, account and product) have the same input row and so the same outputs.
+    """
     model = loaded.model
     # A batch is large: every core helps (the online scorer pins its booster to one thread).
     model.booster.set_param({"nthread": nthread or os.cpu_count() or 1})
@@ -110,12 +129,15 @@ def score_frame(
     started = time.perf_counter()
     encoded = model.spec.encode(frame)
     order = list(model.booster.feature_names or encoded.columns)
-    encoded = encoded[order]
+    distinct, row_of = _distinct_rows(encoded[order].to_numpy(dtype="float64"))
     types = ["c" if name in model.spec.categorical else "q" for name in order]
-    matrix = xgb.DMatrix(encoded, feature_types=types, enable_categorical=True)
+    matrix = xgb.DMatrix(
+        pd.DataFrame(distinct, columns=order), feature_types=types, enable_categorical=True
+    )
     seconds["encode"] = _lap(started)
+    seconds["distinct_rows"] = len(distinct)
     started = time.perf_counter()
-    probabilities = model.calibrator.apply(model.booster.predict(matrix))
+    probabilities = model.calibrator.apply(model.booster.predict(matrix))[row_of]
     seconds["predict"] = _lap(started)
     started = time.perf_counter()
     n, k = len(frame), min(top_k, len(order))
@@ -123,16 +145,41 @@ def score_frame(
         offsets = pa.array(np.zeros(n + 1, dtype=np.int32))
         return probabilities, pa.ListArray.from_arrays(offsets, _contributions([], [], [])), seconds
     contributions = model.booster.predict(matrix, pred_contribs=True)[:, :-1]
-    top = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :k]
+    seconds["shap"] = _lap(started)
+    distinct_top = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :k]
+    amounts = np.take_along_axis(contributions, distinct_top, axis=1)[row_of].ravel()
+    top = distinct_top[row_of]
     names = np.asarray(order, dtype=object)[top].ravel()
-    values = np.take_along_axis(frame[order].to_numpy(dtype=object), top, axis=1).ravel()
-    amounts = np.take_along_axis(contributions, top, axis=1).ravel()
     offsets = pa.array(np.arange(0, n * k + 1, k, dtype=np.int32))
     column = pa.ListArray.from_arrays(
-        offsets, _contributions(names, [_text(v) for v in values], amounts)
+        offsets, _contributions(names, _top_values(frame, order, top), amounts)
     )
     seconds["explain"] = _lap(started)
     return probabilities, column, seconds
+
+
+def _distinct_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a float matrix and, for each row, the index of its distinct row.
+
+    Rows are compared by their bytes, so missing values (NaN) match each other; NaN and zero are
+    first written one way (XGBoost treats every NaN as missing and -0.0 as 0.0 alike).
+    """
+    values = np.where(np.isnan(values), np.nan, values + 0.0)  # one NaN, and -0.0 -> 0.0
+    values = np.ascontiguousarray(values)
+    rows = values.view(np.dtype((np.void, values.dtype.itemsize * values.shape[1]))).ravel()
+    _, first, row_of = np.unique(rows, return_index=True, return_inverse=True)
+    return values[first], row_of.ravel()
+
+
+def _top_values(frame: pd.DataFrame, order: list[str], top: np.ndarray) -> list[str | None]:
+    """Each row's feature values at its top contributions, as text: one feature column is
+    turned into Python objects at a time, not the whole frame."""
+    picked = np.empty(top.shape, dtype=object)
+    for j, name in enumerate(order):
+        hit = top == j
+        if hit.any():
+            picked[hit] = frame[name].to_numpy(dtype=object)[np.nonzero(hit)[0]]
+    return [_text(v) for v in picked.ravel()]
 
 
 def score_frame_on_ray(
@@ -200,61 +247,123 @@ def score_open_deals(
     top_k: int = DEFAULT_TOP_K,
     store: FeatureStore | None = None,
     loaded: LoadedModel | None = None,
+    chunk_rows: int | None = None,
 ) -> BatchScores:
     """Score every open deal of `snapshot` (default: the current feature build's) with the
-    champion, from that snapshot's feature build in the offline store at its scoring time."""
-    from feature_tables.store import feature_store
-    from validation.published import read_validated
+    champion, from that snapshot's feature build in the offline store at its scoring time.
 
+    The deals go through in chunks of `chunk_rows` (default `settings.batch_score_chunk_rows`),
+    in id order: each chunk's features are joined, scored, explained and appended to the Parquet
+    object as a row group, so memory holds one chunk's features and contributions, not the
+    snapshot's. The point-in-time join is row by row, so the chunks give the rows of one join.
+    """
+    from feature_tables.store import feature_store
+
+    chunk_rows = chunk_rows or settings.batch_score_chunk_rows
     lake = Lake.from_settings(settings)
     build = feature_build(lake, snapshot)  # NoFeatureTablesError: says what to run
     snapshot = str(build["snapshot"])
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     loaded = loaded or load_champion(settings)  # RegistryError: no champion, says what to do
-    tables = read_validated(lake, snapshot)
     features_as_of = date.fromisoformat(str(build["as_of_end"]))
     at = scoring_time(features_as_of)
-    entities = open_deal_entities(
-        tables[SALES_PIPELINE].to_pandas(), tables[ACCOUNTS].to_pandas(), at
-    )
+    entities = _open_entities(lake, snapshot, at)
     seconds["load"] = _lap(started)
-    if entities.empty:  # nothing open: an empty set of scores, committed like any other
-        table = PREDICTION_SCHEMA.empty_table()
-        return BatchScores(snapshot, table, loaded.name, loaded.version, at, seconds)
-    started = time.perf_counter()
-    store = store or feature_store(settings, snapshot)
-    frame = historical_features(store, entities).sort_values(OPPORTUNITY_ID, ignore_index=True)
-    seconds["features"] = _lap(started)
-    started = time.perf_counter()
+    sink = pa.BufferOutputStream()
+    rows = explained = 0
+    with pq.ParquetWriter(sink, PREDICTION_SCHEMA, compression=PARQUET_COMPRESSION) as writer:
+        if not entities.empty:  # nothing open: an empty set of scores, committed like any other
+            store = store or feature_store(settings, snapshot)
+            on_ray = settings.profile is Profile.CLUSTER
+            chunks = _Chunks(store, loaded, top_k, at, features_as_of, on_ray, seconds)
+            with _scoring_runtime(settings):
+                for start in range(0, len(entities), chunk_rows):
+                    table = chunks.score(entities.iloc[start : start + chunk_rows])
+                    writer.write_table(table)
+                    rows += table.num_rows
+            explained = chunks.explained_rows
+    return BatchScores(
+        snapshot,
+        sink.getvalue().to_pybytes(),
+        rows,
+        loaded.name,
+        loaded.version,
+        at,
+        seconds,
+        chunks=-(-len(entities) // chunk_rows),
+        explained_rows=explained,
+    )
+
+
+def _open_entities(lake: Lake, snapshot: str, at: datetime) -> pd.DataFrame:
+    """The open deals' entity rows in id order (the order of the predictions object); only the
+    open rows of the pipeline become pandas objects."""
+    from validation.published import read_validated
+
+    tables = read_validated(lake, snapshot)
+    pipeline = tables[SALES_PIPELINE]
+    pipeline = pipeline.filter(pc.is_in(pipeline["deal_stage"], pa.array(STAGES_OPEN)))
+    accounts = tables[ACCOUNTS].select([ACCOUNT, SECTOR])
+    del tables
+    entities = open_deal_entities(pipeline.to_pandas(), accounts.to_pandas(), at)
+    return entities.sort_values(OPPORTUNITY_ID, ignore_index=True)
+
+
+def _scoring_runtime(settings: Settings) -> AbstractContextManager[Any]:
+    """Where the chunks are scored: a Ray session on the `cluster` profile, else this process."""
     if settings.profile is Profile.CLUSTER:
         from infra.ray_runtime import ray_session
 
-        with ray_session(settings):
-            probabilities, contributions, parts = score_frame_on_ray(loaded, frame, top_k)
-    else:
-        probabilities, contributions, parts = score_frame(loaded, frame, top_k)
-    seconds["score"] = _lap(started)
-    seconds.update({f"score_{part}": value for part, value in parts.items()})
-    price = pd.to_numeric(frame[full_name(PRICE_VIEW, PRICE_FEATURE)], errors="coerce").to_numpy(
-        dtype="float64"
-    )
-    table = pa.Table.from_pydict(
-        {
-            OPPORTUNITY_ID: pa.array(frame[OPPORTUNITY_ID].astype(str), pa.string()),
-            "deal_stage": pa.array(frame["deal_stage"].astype(str), pa.string()),
-            "win_probability": pa.array(probabilities, pa.float64()),
-            "expected_value": pa.array(probabilities * price, pa.float64(), from_pandas=True),
-            "list_price": pa.array(price, pa.float64(), from_pandas=True),
-            "model_name": pa.array([loaded.name] * len(frame), pa.string()),
-            "model_version": pa.array([loaded.version] * len(frame), pa.string()),
-            "as_of": pa.array([at] * len(frame), pa.timestamp("us", tz="UTC")),
-            "features_as_of": pa.array([features_as_of] * len(frame), pa.date32()),
-            "top_contributions": contributions,
-        },
-        schema=PREDICTION_SCHEMA,
-    )
-    return BatchScores(snapshot, table, loaded.name, loaded.version, at, seconds)
+        return ray_session(settings)
+    return contextlib.nullcontext()
+
+
+@dataclass
+class _Chunks:
+    """What every chunk of a snapshot is scored with, and the time and rows added up."""
+
+    store: FeatureStore
+    loaded: LoadedModel
+    top_k: int
+    at: datetime
+    features_as_of: date
+    on_ray: bool
+    seconds: dict[str, float]
+    explained_rows: int = 0
+
+    def score(self, entities: pd.DataFrame) -> pa.Table:
+        """One chunk of open deals joined, scored and explained: its rows of the predictions
+        object."""
+        started = time.perf_counter()
+        frame = historical_features(self.store, entities)
+        frame = frame.sort_values(OPPORTUNITY_ID, ignore_index=True)
+        _add(self.seconds, "features", _lap(started))
+        started = time.perf_counter()
+        score = score_frame_on_ray if self.on_ray else score_frame
+        probabilities, contributions, parts = score(self.loaded, frame, self.top_k)
+        _add(self.seconds, "score", _lap(started))
+        self.explained_rows += int(parts.pop("distinct_rows", len(frame)))
+        for part, value in parts.items():
+            _add(self.seconds, f"score_{part}", value)
+        price_column = frame[full_name(PRICE_VIEW, PRICE_FEATURE)]
+        price = pd.to_numeric(price_column, errors="coerce").to_numpy(dtype="float64")
+        n = len(frame)
+        return pa.Table.from_pydict(
+            {
+                OPPORTUNITY_ID: pa.array(frame[OPPORTUNITY_ID].astype(str), pa.string()),
+                "deal_stage": pa.array(frame["deal_stage"].astype(str), pa.string()),
+                "win_probability": pa.array(probabilities, pa.float64()),
+                "expected_value": pa.array(probabilities * price, pa.float64(), from_pandas=True),
+                "list_price": pa.array(price, pa.float64(), from_pandas=True),
+                "model_name": pa.repeat(pa.scalar(self.loaded.name, pa.string()), n),
+                "model_version": pa.repeat(pa.scalar(self.loaded.version, pa.string()), n),
+                "as_of": pa.repeat(pa.scalar(self.at, pa.timestamp("us", tz="UTC")), n),
+                "features_as_of": pa.repeat(pa.scalar(self.features_as_of, pa.date32()), n),
+                "top_contributions": contributions,
+            },
+            schema=PREDICTION_SCHEMA,
+        )
 
 
 def write_predictions(lake: Lake, scores: BatchScores, lineage: dict[str, Any]) -> str:
@@ -262,7 +371,7 @@ def write_predictions(lake: Lake, scores: BatchScores, lineage: dict[str, Any]) 
     manifest = predictions_manifest_key(scores.snapshot)
     lake.publish(
         manifest,
-        {predictions_key(scores.snapshot): scores.table},
+        {predictions_key(scores.snapshot): scores.parquet},
         {
             **scores.summary(),
             "model_name": scores.model_name,
@@ -291,6 +400,10 @@ def score_snapshot(
     write_predictions(lake, scores, lineage)
     scores.seconds["write"] = _lap(started)
     return scores.summary()
+
+
+def _add(seconds: dict[str, float], part: str, value: float) -> None:
+    seconds[part] = round(seconds.get(part, 0.0) + value, 3)
 
 
 def _lap(started: float) -> float:

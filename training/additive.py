@@ -181,10 +181,7 @@ def compile_baseline(
     booster = additive_booster(intercept, terms, spec)
     encoded = spec.encode(train)
     stepped = intercept + sum(terms[c](encoded[c].to_numpy()) for c in spec.columns)
-    frame = train[spec.columns].copy()
-    for name in spec.categorical:
-        frame[name] = frame[name].astype("object").where(frame[name].notna(), None)
-    exact = pipeline.decision_function(frame)
+    exact = pipeline.decision_function(spec.baseline_frame(train))
     return AdditiveBaseline(
         booster, intercept, terms, float(np.max(np.abs(stepped - exact), initial=0.0))
     )

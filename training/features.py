@@ -109,6 +109,21 @@ class FeatureSpec:
             out[name] = codes
         return pd.DataFrame(out, index=frame.index, columns=self.columns)
 
+    def baseline_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The spec's columns as the baseline's scikit-learn pipeline reads them: numbers as
+        float64, categoricals as objects with None for missing.
+
+        The float64 cast is what the pipeline's imputer does anyway; done here per column, it
+        keeps pandas from handing scikit-learn one object matrix of every number when a bool
+        column sits beside float ones (300,000 examples: the baseline added 506 MB, now 270 MB).
+        """
+        out: dict[str, Any] = {
+            name: frame[name].to_numpy("float64", na_value=np.nan) for name in self.numeric
+        }
+        for name in self.categorical:
+            out[name] = frame[name].astype("object").where(frame[name].notna(), None)
+        return pd.DataFrame(out, index=frame.index, columns=self.columns)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON/YAML-able; categoricals as a list of pairs, since YAML dumps sort mapping keys
         and the column order must match the booster's feature names."""

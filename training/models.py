@@ -69,18 +69,12 @@ def fit_baseline(train: pd.DataFrame, y: np.ndarray, spec: FeatureSpec) -> Pipel
         ]
     )
     model = Pipeline([("columns", columns), ("logreg", LogisticRegression(C=1.0, max_iter=2000))])
-    frame = train[spec.columns].copy()
-    for name in spec.categorical:
-        frame[name] = frame[name].astype("object").where(frame[name].notna(), None)
-    model.fit(frame, y)
+    model.fit(spec.baseline_frame(train), y)
     return model
 
 
 def baseline_predict(model: Pipeline, frame: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
-    data = frame[spec.columns].copy()
-    for name in spec.categorical:
-        data[name] = data[name].astype("object").where(data[name].notna(), None)
-    return model.predict_proba(data)[:, 1]
+    return model.predict_proba(spec.baseline_frame(frame))[:, 1]
 
 
 def search_configs(size: int, seed: int) -> list[dict[str, Any]]:

@@ -17,7 +17,13 @@ from infra.settings import Settings
 from tests.support.profiles import local_profile_env
 from tests.support.training_data import generator_examples
 from training.config import TrainingConfig
-from training.examples import Examples, build_examples, write_examples
+from training.examples import (
+    Examples,
+    build_examples,
+    read_examples,
+    sample_opportunities,
+    write_examples,
+)
 from training.features import LABEL, TRUE_PROBABILITY, feature_columns
 from training.leakage import refused_columns
 from training.run import TrainingReport, train
@@ -74,6 +80,15 @@ def test_written_in_chunks_the_examples_are_the_same(
     assert len(examples.frame) > 2 * 4_000  # at least three chunks
     assert written.lineage == examples.lineage
     pd.testing.assert_frame_equal(pd.read_parquet(path), examples.frame, check_dtype=False)
+
+    # Read back batch by batch, sampled: the rows of sampling the whole frame.
+    sampled, available = read_examples(path, max_examples=3_000, seed=7, batch_rows=1_000)
+    whole = pd.read_parquet(path)
+    expected = sample_opportunities(whole, 3_000, 7)
+    assert available == len(whole) and 0 < len(sampled) < len(whole)
+    pd.testing.assert_frame_equal(sampled, expected)
+    everything, _ = read_examples(path)
+    pd.testing.assert_frame_equal(everything, whole)
 
 
 def test_trained_registered_and_champion(report: TrainingReport) -> None:

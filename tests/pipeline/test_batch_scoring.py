@@ -11,14 +11,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from infra.lake import Lake
 from infra.layout import predictions_key, predictions_manifest_key
 from infra.settings import Settings
-from ingestion.tables import SALES_PIPELINE, STAGES_OPEN
-from serving.batch import PREDICTION_COLUMNS, score_snapshot
-from serving.scorer import open_engine
+from ingestion.tables import ACCOUNTS, SALES_PIPELINE, STAGES_OPEN
+from serving.batch import PREDICTION_COLUMNS, score_frame, score_open_deals, score_snapshot
+from serving.scorer import load_champion, open_engine
 from tests.support.cli import crm
 from tests.support.profiles import SNAPSHOTS, local_profile_env, prepare_local_profile
 from validation.published import read_validated
@@ -87,6 +88,64 @@ def test_batch_scores_equal_the_online_scorer_for_the_same_deal_and_time(
         top = batch.at[r["opportunity_id"], "top_contributions"]
         assert [c["feature"] for c in r["contributions"]] == [c["feature"] for c in top]
         assert r["expected_value"] == pytest.approx(batch.at[r["opportunity_id"], "expected_value"])
+
+
+def test_scoring_in_chunks_gives_the_rows_of_one_pass(profile: Settings, summary: dict) -> None:
+    """Chunks of 97 deals (row groups of one object) hold the same rows, in the same order,
+    with the same scores and explanations as the whole snapshot in one chunk."""
+    loaded = load_champion(profile)
+    chunked = score_open_deals(profile, chunk_rows=97, loaded=loaded)
+    whole = score_open_deals(profile, chunk_rows=10**7, loaded=loaded)
+    assert chunked.rows == whole.rows == summary["rows"]
+    assert chunked.chunks == -(-summary["rows"] // 97) > 1 and whole.chunks == 1
+    got, want = (pq.read_table(pa.BufferReader(s.parquet)) for s in (chunked, whole))
+    assert pq.ParquetFile(pa.BufferReader(chunked.parquet)).num_row_groups == chunked.chunks
+    assert got.schema == want.schema
+    assert got.drop_columns(["win_probability", "expected_value", "top_contributions"]).equals(
+        want.drop_columns(["win_probability", "expected_value", "top_contributions"])
+    )
+    np.testing.assert_allclose(got["win_probability"], want["win_probability"], rtol=0, atol=1e-12)
+    assert got["top_contributions"].to_pylist() == want["top_contributions"].to_pylist()
+
+
+def test_equal_inputs_are_explained_once_and_every_row_matches_xgboost(profile: Settings) -> None:
+    """`score_frame` explains each distinct model input once; every row still gets exactly what
+    XGBoost's own predict and TreeSHAP give for that row (the frame twice over: half of its
+    rows repeat the other half)."""
+    import xgboost as xgb
+
+    from feature_tables.published import feature_build
+    from feature_tables.store import feature_store
+    from training.examples import open_deal_features
+
+    lake = Lake.from_settings(profile)
+    tables = read_validated(lake, SNAPSHOTS[-1])
+    frame, _ = open_deal_features(
+        feature_store(profile),
+        tables[SALES_PIPELINE].to_pandas(),
+        tables[ACCOUNTS].to_pandas(),
+        feature_build(lake, SNAPSHOTS[-1]),
+    )
+    frame = pd.concat([frame, frame.iloc[::-1]], ignore_index=True)
+    loaded = load_champion(profile)
+    probabilities, column, parts = score_frame(loaded, frame, top_k=5)
+    assert parts["distinct_rows"] <= len(frame) // 2
+
+    model = loaded.model
+    order = list(model.booster.feature_names or model.spec.columns)
+    types = ["c" if name in model.spec.categorical else "q" for name in order]
+    matrix = xgb.DMatrix(
+        model.spec.encode(frame)[order], feature_types=types, enable_categorical=True
+    )
+    np.testing.assert_array_equal(
+        probabilities, model.calibrator.apply(model.booster.predict(matrix))
+    )
+    shap = model.booster.predict(matrix, pred_contribs=True)[:, :-1]
+    top = np.argsort(-np.abs(shap), axis=1, kind="stable")[:, :5]
+    rows = column.to_pylist()
+    for i in range(len(frame)):
+        assert [c["feature"] for c in rows[i]] == [order[j] for j in top[i]]
+        assert [c["contribution"] for c in rows[i]] == [float(shap[i, j]) for j in top[i]]
 
 
 def test_the_cli_asks_for_all_and_names_the_snapshot_it_needs(
