@@ -50,17 +50,18 @@ PATHS = {"single": "stack", "cluster": "cluster"}
 BENCH_PASSWORD = "bench-only"  # nosec B105  # a private bench role, loopback only
 # The private stack: ports and names of its own, away from a user's stack and the test stacks,
 # and below Linux's ephemeral range (32768-60999; SeaweedFS also binds each port + 10000 for
-# gRPC), where a client's outgoing connection could hold one just as the stack starts.
+# gRPC: 26333-27333, clear of the test stack's 28333-29333), where a client's outgoing
+# connection could hold one just as the stack starts.
 # `CRM_BENCH_SCALE_SLOT=N` (N > 0) shifts the ports by 100 x N and suffixes the role and the
 # databases, so two checkouts on one machine can each run the bench without meeting.
 _SLOT = int(os.environ.get("CRM_BENCH_SCALE_SLOT", "0") or 0)
 _PORT = 100 * _SLOT
 _NAME = f"_s{_SLOT}" if _SLOT else ""
 STACK_ENV = {
-    "CRM_S3_ENDPOINT_URL": f"http://127.0.0.1:{18333 + _PORT}",
-    "CRM_WEED_MASTER_PORT": str(19333 + _PORT),
-    "CRM_WEED_VOLUME_PORT": str(18334 + _PORT),
-    "CRM_WEED_FILER_PORT": str(18888 + _PORT),
+    "CRM_S3_ENDPOINT_URL": f"http://127.0.0.1:{16333 + _PORT}",
+    "CRM_WEED_MASTER_PORT": str(17333 + _PORT),
+    "CRM_WEED_VOLUME_PORT": str(16334 + _PORT),
+    "CRM_WEED_FILER_PORT": str(16888 + _PORT),
     "CRM_MLFLOW_PORT": str(15000 + _PORT),
     "CRM_PREFECT_PORT": str(14200 + _PORT),
     "CRM_PG_DB_FEAST_ONLINE": f"crm_bench_feast_online{_NAME}",

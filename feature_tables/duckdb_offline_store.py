@@ -220,11 +220,14 @@ class CRMDuckDBRetrievalJob(RetrievalJob):
             for view in views:
                 con.execute(f"DROP TABLE IF EXISTS {view}")
             con.close()
+        given = entities.column_names
         for n, table in enumerate(tables):  # each entity row's features, null where none
             picked = table.take(rows.column(f"__crm_pick{n}"))
             for column in picked.column_names:
                 entities = entities.append_column(column, picked.column(column))
-        return entities
+        # Views were joined grouped by their keys; the columns come in the requested order,
+        # as Feast's own join gives them.
+        return entities.select([*given, *(c for j in self._joins for c in j.outputs.values())])
 
     def persist(
         self,

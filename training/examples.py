@@ -329,7 +329,17 @@ def write_examples(
                     f"chunk ({exc}); write with a larger chunk_rows."
                 ) from exc
             if writer is None:
-                schema = table.schema
+                # Whole-number features as float64, the training frame's type for them (pandas
+                # turns a column with a null into float64): one type whatever a chunk holds.
+                schema = pa.schema(
+                    [
+                        f.with_type(pa.float64())
+                        if "__" in f.name and pa.types.is_integer(f.type)
+                        else f
+                        for f in table.schema
+                    ]
+                )
+                table = table.cast(schema)
                 writer = pq.ParquetWriter(temporary, schema)
             writer.write_table(table)
             del table
