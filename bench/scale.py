@@ -52,25 +52,29 @@ BENCH_PASSWORD = "bench-only"  # nosec B105  # a private bench role, loopback on
 # and below Linux's ephemeral range (32768-60999; SeaweedFS also binds each port + 10000 for
 # gRPC: 26333-27333, clear of the test stack's 28333-29333), where a client's outgoing
 # connection could hold one just as the stack starts.
-# `CRM_BENCH_SCALE_SLOT=N` (N > 0) shifts the ports by 100 x N and suffixes the role and the
-# databases, so two checkouts on one machine can each run the bench without meeting.
-_SLOT = int(os.environ.get("CRM_BENCH_SCALE_SLOT", "0") or 0)
-_PORT = 100 * _SLOT
-_NAME = f"_s{_SLOT}" if _SLOT else ""
-STACK_ENV = {
-    "CRM_S3_ENDPOINT_URL": f"http://127.0.0.1:{16333 + _PORT}",
-    "CRM_WEED_MASTER_PORT": str(17333 + _PORT),
-    "CRM_WEED_VOLUME_PORT": str(16334 + _PORT),
-    "CRM_WEED_FILER_PORT": str(16888 + _PORT),
-    "CRM_MLFLOW_PORT": str(15000 + _PORT),
-    "CRM_PREFECT_PORT": str(14200 + _PORT),
-    "CRM_PG_DB_FEAST_ONLINE": f"crm_bench_feast_online{_NAME}",
-    "CRM_PG_DB_FEAST_REGISTRY": f"crm_bench_feast_registry{_NAME}",
-    "CRM_PG_DB_MLFLOW": f"crm_bench_mlflow{_NAME}",
-    "CRM_PG_DB_PREFECT": f"crm_bench_prefect{_NAME}",
-    "CRM_PG_USER": f"crm_bench{_NAME}",
-    "CRM_PG_PASSWORD": BENCH_PASSWORD,
-}
+# `--slot N` (N > 0) shifts the ports by 100 x N and suffixes the role and the databases, so
+# two checkouts on one machine can each run the bench without meeting.
+
+
+def stack_env(slot: int = 0) -> dict[str, str]:
+    """The private stack's settings for `slot`."""
+    port, name = 100 * slot, f"_s{slot}" if slot else ""
+    return {
+        "CRM_S3_ENDPOINT_URL": f"http://127.0.0.1:{16333 + port}",
+        "CRM_WEED_MASTER_PORT": str(17333 + port),
+        "CRM_WEED_VOLUME_PORT": str(16334 + port),
+        "CRM_WEED_FILER_PORT": str(16888 + port),
+        "CRM_MLFLOW_PORT": str(15000 + port),
+        "CRM_PREFECT_PORT": str(14200 + port),
+        "CRM_PG_DB_FEAST_ONLINE": f"crm_bench_feast_online{name}",
+        "CRM_PG_DB_FEAST_REGISTRY": f"crm_bench_feast_registry{name}",
+        "CRM_PG_DB_MLFLOW": f"crm_bench_mlflow{name}",
+        "CRM_PG_DB_PREFECT": f"crm_bench_prefect{name}",
+        "CRM_PG_USER": f"crm_bench{name}",
+        "CRM_PG_PASSWORD": BENCH_PASSWORD,
+    }
+
+
 EXAMPLES_FILE, LINEAGE_FILE = "examples.parquet", "lineage.json"
 SAMPLE_ROWS = 2_000
 STEP_TIMEOUT_S = 3_600
@@ -222,12 +226,12 @@ def profile_available(profile: str) -> str | None:
     return None
 
 
-def path_env(path: str) -> dict[str, str]:
+def path_env(path: str, slot: int = 0) -> dict[str, str]:
     """The environment of a path's processes: its profile on the bench's private stack."""
     state = WORKDIR / "stack"
     return {
         **os.environ,
-        **STACK_ENV,
+        **stack_env(slot),
         "CRM_PROFILE": PATHS[path],
         "CRM_STACK_DIR": str(state),
         "CRM_HOME": str(WORKDIR / "home"),
@@ -276,6 +280,7 @@ def run_chain(
     on_step: Callable[[dict[str, Any]], None] = lambda results: None,
     *,
     reuse: bool = False,
+    slot: int = 0,
 ) -> dict[str, Any]:
     """Every step of the chain for one size, each in its own process; figures per step.
 
@@ -285,7 +290,7 @@ def run_chain(
     keeps the data of the previous run of the same size, so later steps (train, score) can be
     measured again without landing and materialising anew.
     """
-    env = path_env(path)
+    env = path_env(path, slot)
     if reuse:
         reused = SIZE_FILE.read_text().strip() if SIZE_FILE.exists() else None
         if reused != str(opportunities):
@@ -422,6 +427,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="keep the data of the previous run of the same size (one size per run)",
     )
+    parser.add_argument(
+        "--slot",
+        type=int,
+        default=0,
+        help="a private stack of its own (ports + 100 x N): two checkouts on one machine",
+    )
     parser.add_argument("--step", choices=STEPS, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -442,7 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for n in args.opportunities:
             print(f"{path}: {n:,} opportunities", flush=True)
             keep = functools.partial(_keep, paths, path, runs, n, args.opportunities)
-            run_chain(path, n, args.steps, keep, reuse=args.reuse)
+            run_chain(path, n, args.steps, keep, reuse=args.reuse, slot=args.slot)
     save(paths, args.opportunities)
     print(f"written to {RESULTS}")
     return 0
