@@ -8,6 +8,7 @@ Prefect flow and prints its summary (a table, or JSON with `--json`).
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 from typing import Any
 
@@ -223,6 +224,30 @@ def demo(
             settings, scorer_port, explorer_port, wait=wait, started=started, say=console.print
         ),
     )
+
+
+@app.command("edge")
+def edge(
+    port: int = typer.Option(8080, help="Port the edge listens on (127.0.0.1)"),
+    upstream: str = typer.Option("127.0.0.1:3000", help="host:port of a running scorer"),
+) -> None:
+    """nginx in front of a running scorer until Ctrl-C: overload (429) and oversized bodies
+    (413) are turned away before Python, with the scorer's own limits (serving/edge.py)."""
+    import time
+
+    from serving.edge import start_edge
+
+    settings = load_settings()
+
+    def run() -> None:
+        state = settings.stack_dir / "edge"
+        with start_edge(settings, upstream=upstream, port=port, state_dir=state) as running:
+            console.print(f"Edge {running.url} -> http://{upstream} (Ctrl-C stops it)")
+            with contextlib.suppress(KeyboardInterrupt):
+                while True:
+                    time.sleep(1)
+
+    run_step("edge", run)
 
 
 @app.command("deploy")

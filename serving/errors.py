@@ -52,3 +52,7 @@ class NotReady(ServingError, status=503):
 
 class ModelMismatch(ServingError, status=503):
     """The champion wants features this service cannot read from the feature service."""
+
+
+class EdgeError(CRMError):
+    """The edge (nginx in front of the scorer) could not start: the message says what to do."""

@@ -25,10 +25,13 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.exceptions import HTTPException
+
+if TYPE_CHECKING:
+    from infra.settings import Settings
 
 log = logging.getLogger("bentoml.crm_serving")
 
@@ -68,6 +71,14 @@ class Limits:
     queue_limit: int = 64  # scoring requests admitted at once (queued + running)
     max_body_bytes: int = 262_144
     retry_after_s: int = 1
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        """The limits of `CRM_SERVING_QUEUE_LIMIT` and `CRM_SERVING_MAX_BODY_BYTES`."""
+        return cls(
+            queue_limit=settings.serving_queue_limit,
+            max_body_bytes=settings.serving_max_body_bytes,
+        )
 
 
 class RequestGuard:

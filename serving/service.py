@@ -192,12 +192,6 @@ async def model_features(credentials: Credentials = None) -> Response:
     return _json(_state().ready_engine().describe())
 
 
-def _limits(settings: Settings) -> Limits:
-    return Limits(
-        queue_limit=settings.serving_queue_limit, max_body_bytes=settings.serving_max_body_bytes
-    )
-
-
 def _started_in() -> Path | None:
     """The directory `bentoml serve` was started in, seen from one of its workers (BentoML runs
     them in the working dir, `--working-dir`, instead)."""
@@ -289,4 +283,4 @@ class Scorer:
 
 
 # `bentoml.service` returns a Service (its stubs say the class): the guard wraps every route.
-cast(Any, Scorer).add_asgi_middleware(RequestGuard, limits=_limits(_SETTINGS))
+cast(Any, Scorer).add_asgi_middleware(RequestGuard, limits=Limits.from_settings(_SETTINGS))

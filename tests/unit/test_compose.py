@@ -84,6 +84,7 @@ def test_services_of_the_stack_are_all_there(compose: dict[str, Any]) -> None:
         "prefect-worker",
         "pipeline",
         "scorer",
+        "edge",
         "explorer",
     }
     assert expected <= set(compose["services"])
@@ -98,7 +99,8 @@ def test_host_ports_match_the_stack_profile(compose: dict[str, Any]) -> None:
     s3_port = int(s.s3_endpoint_host.rsplit(":", 1)[1])  # type: ignore[union-attr]
     assert s3_port in host_ports(services["minio"])
     scorer_port = int(s.scorer_url.rsplit(":", 1)[1])
-    assert scorer_port in host_ports(services["scorer"])
+    assert scorer_port in host_ports(services["edge"])  # callers reach the scorer through it
+    assert not host_ports(services["scorer"])
     assert services["explorer"]["environment"]["CRM_SCORER_URL"].endswith(f":{scorer_port}")
 
 
@@ -390,3 +392,13 @@ def test_postgres_init_creates_a_plain_role_without_its_password_on_a_command_li
         tmp_path, "postgres-init.sh", "bash", "psql", env | {"CRM_PG_USER": "postgres"}
     )
     assert clash[0].returncode != 0 and "must not be the superuser" in clash[0].stderr
+
+
+def test_the_edge_gets_every_placeholder_of_its_template(compose: dict[str, Any]) -> None:
+    """The nginx image fills only what its environment holds: a missing EDGE_* would reach
+    nginx as a literal and stop it at start-up."""
+    template = (DOCKER / "edge.conf.template").read_text()
+    needed = set(re.findall(r"\$\{(EDGE_[A-Z_]+)\}", template))
+    assert set(compose["services"]["edge"]["environment"]) == needed
+    (mounted,) = compose["services"]["edge"]["volumes"]
+    assert mounted.endswith(":/etc/nginx/templates/default.conf.template:ro")
