@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
-.PHONY: help setup lint format test test-scale-out test-unit stack-up stack-down stack-status demo pipeline \
+.PHONY: help setup lint format test test-scale-out test-long test-unit stack-up stack-down stack-status demo pipeline \
 	land validate features materialize train serve explorer deploy worker bench-serving bench-reliability bench-batch bench-monitoring \
 	bench-scale clean
 
@@ -60,6 +60,9 @@ test: setup ## The whole suite: unit, pipeline, model, integration (real local s
 
 test-scale-out: setup ## The Ray cluster profile on the test stack (not in `make test`: ~85 s more)
 	$(RUN) pytest -m scale_out $(PYTEST_ARGS)
+
+test-long: setup ## The long end-to-end runs (not in `make test`): the daily chain through a worker, a fresh clone
+	$(RUN) pytest $(TEST_DIST) -m long $(PYTEST_ARGS)
 
 test-unit: setup ## Unit tests only: pure and fast, no services, no pipeline run
 	$(RUN) pytest -m unit $(PYTEST_ARGS)

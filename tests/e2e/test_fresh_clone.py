@@ -8,10 +8,15 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
 
 from serving.client import ScoringClient
 from tests.support.cli import ROOT, run
 from tests.support.servers import free_port, running, wait_http
+
+# Several minutes: `make test-long` (hosted CI too); `.ci/run` itself is `make test` on a
+# fresh clone, and ../shared/tools/fresh-clone-demo times `make demo` from one.
+pytestmark = pytest.mark.long
 
 
 def clean_env() -> dict[str, str]:

@@ -29,6 +29,10 @@ from tests.support.servers import running
 from tests.support.stack import settings_from
 from validation.published import read_validated
 
+# Several minutes: `make test-long` (hosted CI too); the chain itself runs in-process in
+# tests/pipeline/test_daily_chain.py and test_incremental_days.py.
+pytestmark = pytest.mark.long
+
 DAY1, DAY2 = "2017-11-30", "2017-12-31"
 OWN = {
     "CRM_LAKE_BUCKET": "daily-lake",

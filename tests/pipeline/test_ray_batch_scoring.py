@@ -26,6 +26,9 @@ from tests.support.profiles import local_profile_env, prepare_local_profile
 from training.examples import historical_features
 from validation.published import read_validated
 
+# The Ray path: `make test-scale-out` with the cluster profile (hosted CI too).
+pytestmark = pytest.mark.scale_out
+
 
 @pytest.fixture(scope="module")
 def profile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
