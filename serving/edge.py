@@ -31,9 +31,10 @@ from serving.middleware import Limits
 TEMPLATE = PROJECT_ROOT / "infra" / "docker" / "edge.conf.template"
 NGINX_HINT = "install nginx (`apt-get install -y nginx-light`) or put its binary on PATH"
 STOP_GRACE_S = 10.0
-# nginx's priority increment (`nice`; applied if the user may, as root or with CAP_SYS_NICE):
-# the edge spends microseconds per request, but on a host whose cores the scorer's model and
-# event-loop threads keep busy, its wake-ups would wait for a CPU and the 429's tail with them.
+# nginx's priority increment (`nice`; applied if the user may, as root or with CAP_SYS_NICE): a
+# precaution for a host whose cores the scorer's model and event-loop threads keep busy, where
+# the edge's wake-ups could wait for a CPU. The overload bench did not separate its effect from
+# run-to-run noise (bench/results/reliability.json, docs/serving.md).
 EDGE_NICE = -10
 
 _MAIN = """\
