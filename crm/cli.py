@@ -231,15 +231,17 @@ def edge(
     port: int = typer.Option(8080, help="Port the edge listens on (127.0.0.1)"),
     upstream: str = typer.Option("127.0.0.1:3000", help="host:port of a running scorer"),
 ) -> None:
-    """nginx in front of a running scorer until Ctrl-C: overload (429) and oversized bodies
-    (413) are turned away before Python, with the scorer's own limits (serving/edge.py)."""
+    """nginx in front of a running scorer until Ctrl-C or SIGTERM: overload (429) and oversized
+    bodies (413) are turned away before Python, with the scorer's own limits (serving/edge.py)."""
     import time
 
+    from crm.demo import interrupt_on_signals
     from serving.edge import start_edge
 
     settings = load_settings()
 
     def run() -> None:
+        interrupt_on_signals()  # SIGTERM too unwinds the block below, which stops nginx
         state = settings.stack_dir / "edge"
         with start_edge(settings, upstream=upstream, port=port, state_dir=state) as running:
             console.print(f"Edge {running.url} -> http://{upstream} (Ctrl-C stops it)")

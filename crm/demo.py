@@ -137,7 +137,7 @@ def serve(
     `started` is when the command began (`time.perf_counter()`), for the "ready after" line.
     """
     apps = [scorer_app(scorer_port), explorer_app(explorer_port)]
-    _interrupt_on_signals()
+    interrupt_on_signals()
     with running(apps, settings, on_event=lambda msg: say(f"  {msg}")):
         say(
             f"\n[bold]Ready after {time.perf_counter() - started:.0f} s[/bold] "
@@ -155,7 +155,7 @@ def serve(
             say("\nStopping…")
 
 
-def _interrupt_on_signals() -> None:
+def interrupt_on_signals() -> None:
     """Ctrl-C and SIGTERM both stop the demo cleanly, even when the shell that started us
     ignores SIGINT (as non-interactive shells do for background jobs)."""
 

@@ -22,8 +22,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.processes import ProcessExited, WaitTimeout, start_group, stop_group, wait_until
-from infra.processes import port_open as _port_open
+from infra.processes import (
+    ProcessExited,
+    WaitTimeout,
+    port_open,
+    start_group,
+    stop_group,
+    wait_until,
+)
 from infra.settings import PROJECT_ROOT, Settings
 from serving.errors import EdgeError
 from serving.middleware import Limits
@@ -100,7 +106,7 @@ def start_edge(
 ) -> Iterator[EdgeProcess]:
     """nginx on `host:port` in front of `upstream` (host:port), stopped when the block ends."""
     binary = nginx_binary()
-    if _port_open(port, host):
+    if port_open(port, host):
         raise EdgeError(f"Port {port} is taken: stop what holds it or choose another port.")
     state = state_dir.resolve()
     for folder in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
@@ -138,4 +144,4 @@ def start_edge(
 def _started(returncode: int | None, port: int, host: str) -> bool:
     if returncode is not None:
         raise ProcessExited(f"nginx exited with code {returncode} during start-up")
-    return _port_open(port, host)
+    return port_open(port, host)

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from infra.settings import STACK_DEFAULTS, Settings
+from serving.middleware import Limits
 from tests.support.cli import ROOT
 
 COMPOSE = ROOT / "docker-compose.yml"
@@ -399,6 +400,8 @@ def test_the_edge_gets_every_placeholder_of_its_template(compose: dict[str, Any]
     nginx as a literal and stop it at start-up."""
     template = (DOCKER / "edge.conf.template").read_text()
     needed = set(re.findall(r"\$\{(EDGE_[A-Z_]+)\}", template))
-    assert set(compose["services"]["edge"]["environment"]) == needed
+    environment = compose["services"]["edge"]["environment"]
+    assert set(environment) == needed
+    assert environment["EDGE_RETRY_AFTER_S"] == str(Limits().retry_after_s)  # the scorer's own
     (mounted,) = compose["services"]["edge"]["volumes"]
     assert mounted.endswith(":/etc/nginx/templates/default.conf.template:ro")

@@ -48,7 +48,7 @@ DEMO = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from crm.demo import App, _interrupt_on_signals, running
+    from crm.demo import App, interrupt_on_signals, running
     from infra.settings import Settings
 
     leader, home, scorer_port, explorer_port = sys.argv[1:5]
@@ -56,7 +56,7 @@ DEMO = textwrap.dedent(
         App("scorer", [sys.executable, leader, scorer_port, "1"], int(scorer_port), "/"),
         App("explorer", [sys.executable, leader, explorer_port, "1"], int(explorer_port), "/"),
     ]
-    _interrupt_on_signals()
+    interrupt_on_signals()
     settings = Settings(profile="local", home=Path(home), _env_file=None)
     try:
         with running(apps, settings, on_event=lambda m: print(m, flush=True), timeout_s=60):
