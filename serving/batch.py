@@ -19,7 +19,7 @@ import json
 import os
 import time
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -106,21 +106,55 @@ class BatchScores:
         }
 
 
+@dataclass
+class Explanations:
+    """The outputs of the model inputs explained so far: each distinct input's probability and
+    its `top_k` contributions (feature positions and amounts), keyed by the input's bytes.
+
+    A snapshot's chunks share one, so an input met again in a later chunk (a deal's twin: same
+    agent, account, product and engage day) is not explained again: at 1M opportunities the
+    open deals hold ~85,000 distinct inputs (36 %), one chunk at a time alone explained 57 %.
+    It holds a few numbers per distinct input (~50 MB at 1M), not the deals.
+    """
+
+    top_k: int
+    index: dict[bytes, int] = field(default_factory=dict)
+    probabilities: np.ndarray = field(default_factory=lambda: np.empty(0))
+    top: np.ndarray = field(default_factory=lambda: np.empty((0, 0), dtype=np.intp))
+    amounts: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
+
+    def positions(self, keys: list[bytes]) -> np.ndarray:
+        """Each key's position in the arrays, -1 for an input not explained yet."""
+        return np.fromiter((self.index.get(key, -1) for key in keys), np.intp, len(keys))
+
+    def add(
+        self, keys: list[bytes], probabilities: np.ndarray, top: np.ndarray, amounts: np.ndarray
+    ) -> None:
+        start = len(self.index)
+        self.index.update(zip(keys, range(start, start + len(keys)), strict=True))
+        self.probabilities = np.concatenate([self.probabilities, probabilities])
+        self.top = np.concatenate([self.top.reshape(-1, top.shape[1]), top])
+        self.amounts = np.concatenate([self.amounts.reshape(-1, amounts.shape[1]), amounts])
+
+
 def score_frame(
     loaded: LoadedModel,
     frame: pd.DataFrame,
     top_k: int = DEFAULT_TOP_K,
     nthread: int | None = None,
+    explanations: Explanations | None = None,
 ) -> tuple[np.ndarray, pa.Array, dict[str, float]]:
     """Calibrated win probabilities of a feature frame, each row's `top_k` contributions
     (largest |SHAP| first, as the HTTP scorer orders them) as one Arrow column, and the seconds
     spent encoding, predicting and explaining (`predict` alone is XGBoost's floor), with
-    `distinct_rows`: how many inputs were scored and explained.
+    `distinct_rows`: how many inputs were scored and explained here.
 
     XGBoost's exact TreeSHAP costs milliseconds per row (trees x leaves x depth^2) and is
     almost all of the time, so each distinct model input is scored and explained once: deals
     with the same agent, account, product and engage day (or none yet: every prospecting deal
     of that agent, account and product) have the same input row and so the same outputs.
+    `explanations` carries the inputs already explained from one call to the next (the chunks
+    of a snapshot); without it, a call starts afresh.
     """
     model = loaded.model
     # A batch is large: every core helps (the online scorer pins its booster to one thread).
@@ -129,30 +163,46 @@ def score_frame(
     started = time.perf_counter()
     encoded = model.spec.encode(frame)
     order = list(model.booster.feature_names or encoded.columns)
+    n, k = len(frame), min(top_k, len(order))
+    known = explanations if explanations is not None else Explanations(top_k)
+    if known.top_k != top_k:
+        raise ValueError(f"explanations kept for top_k={known.top_k}, asked for {top_k}")
     distinct, row_of = _distinct_rows(encoded[order].to_numpy(dtype="float64"))
+    keys = [row.tobytes() for row in distinct]
+    position = known.positions(keys)
+    new = np.flatnonzero(position < 0)
     types = ["c" if name in model.spec.categorical else "q" for name in order]
     matrix = xgb.DMatrix(
-        pd.DataFrame(distinct, columns=order), feature_types=types, enable_categorical=True
+        pd.DataFrame(distinct[new], columns=order), feature_types=types, enable_categorical=True
     )
     seconds["encode"] = _lap(started)
-    seconds["distinct_rows"] = len(distinct)
+    seconds["distinct_rows"] = len(new)
     started = time.perf_counter()
-    probabilities = model.calibrator.apply(model.booster.predict(matrix))[row_of]
+    new_probabilities = np.empty(0)
+    if len(new):
+        new_probabilities = model.calibrator.apply(model.booster.predict(matrix))
     seconds["predict"] = _lap(started)
     started = time.perf_counter()
-    n, k = len(frame), min(top_k, len(order))
+    new_top, new_amounts = np.empty((len(new), k), np.intp), np.empty((len(new), k))
+    if k and len(new):
+        contributions = model.booster.predict(matrix, pred_contribs=True)[:, :-1]
+        new_top = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :k]
+        new_amounts = np.take_along_axis(contributions, new_top, axis=1)
+    seconds["shap"] = _lap(started)
+    started = time.perf_counter()
+    position[new] = np.arange(len(known.index), len(known.index) + len(new))
+    known.add([keys[i] for i in new], new_probabilities, new_top, new_amounts)
+    of_row = position[row_of]
+    probabilities = known.probabilities[of_row]
     if not k:
         offsets = pa.array(np.zeros(n + 1, dtype=np.int32))
         return probabilities, pa.ListArray.from_arrays(offsets, _contributions([], [], [])), seconds
-    contributions = model.booster.predict(matrix, pred_contribs=True)[:, :-1]
-    seconds["shap"] = _lap(started)
-    distinct_top = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :k]
-    amounts = np.take_along_axis(contributions, distinct_top, axis=1)[row_of].ravel()
-    top = distinct_top[row_of]
+    top = known.top[of_row]
     names = np.asarray(order, dtype=object)[top].ravel()
     offsets = pa.array(np.arange(0, n * k + 1, k, dtype=np.int32))
     column = pa.ListArray.from_arrays(
-        offsets, _contributions(names, _top_values(frame, order, top), amounts)
+        offsets,
+        _contributions(names, _top_values(frame, order, top), known.amounts[of_row].ravel()),
     )
     seconds["explain"] = _lap(started)
     return probabilities, column, seconds
@@ -331,6 +381,7 @@ class _Chunks:
     on_ray: bool
     seconds: dict[str, float]
     explained_rows: int = 0
+    explanations: Explanations | None = None  # kept across chunks (not on Ray: per block)
 
     def score(self, entities: pd.DataFrame) -> pa.Table:
         """One chunk of open deals joined, scored and explained: its rows of the predictions
@@ -340,8 +391,14 @@ class _Chunks:
         frame = frame.sort_values(OPPORTUNITY_ID, ignore_index=True)
         _add(self.seconds, "features", _lap(started))
         started = time.perf_counter()
-        score = score_frame_on_ray if self.on_ray else score_frame
-        probabilities, contributions, parts = score(self.loaded, frame, self.top_k)
+        if self.on_ray:
+            probabilities, contributions, parts = score_frame_on_ray(self.loaded, frame, self.top_k)
+        else:
+            if self.explanations is None:
+                self.explanations = Explanations(self.top_k)
+            probabilities, contributions, parts = score_frame(
+                self.loaded, frame, self.top_k, explanations=self.explanations
+            )
         _add(self.seconds, "score", _lap(started))
         self.explained_rows += int(parts.pop("distinct_rows", len(frame)))
         for part, value in parts.items():

@@ -18,7 +18,13 @@ from infra.lake import Lake
 from infra.layout import predictions_key, predictions_manifest_key
 from infra.settings import Settings
 from ingestion.tables import ACCOUNTS, SALES_PIPELINE, STAGES_OPEN
-from serving.batch import PREDICTION_COLUMNS, score_frame, score_open_deals, score_snapshot
+from serving.batch import (
+    PREDICTION_COLUMNS,
+    Explanations,
+    score_frame,
+    score_open_deals,
+    score_snapshot,
+)
 from serving.scorer import load_champion, open_engine
 from tests.support.cli import crm
 from tests.support.profiles import SNAPSHOTS, local_profile_env, prepare_local_profile
@@ -98,6 +104,8 @@ def test_scoring_in_chunks_gives_the_rows_of_one_pass(profile: Settings, summary
     whole = score_open_deals(profile, chunk_rows=10**7, loaded=loaded)
     assert chunked.rows == whole.rows == summary["rows"]
     assert chunked.chunks == -(-summary["rows"] // 97) > 1 and whole.chunks == 1
+    # The chunks share what they explained: every distinct input once, as in one pass.
+    assert chunked.explained_rows == whole.explained_rows < whole.rows
     got, want = (pq.read_table(pa.BufferReader(s.parquet)) for s in (chunked, whole))
     assert pq.ParquetFile(pa.BufferReader(chunked.parquet)).num_row_groups == chunked.chunks
     assert got.schema == want.schema
@@ -128,8 +136,14 @@ def test_equal_inputs_are_explained_once_and_every_row_matches_xgboost(profile: 
     )
     frame = pd.concat([frame, frame.iloc[::-1]], ignore_index=True)
     loaded = load_champion(profile)
-    probabilities, column, parts = score_frame(loaded, frame, top_k=5)
+    explanations = Explanations(top_k=5)
+    probabilities, column, parts = score_frame(loaded, frame, top_k=5, explanations=explanations)
     assert parts["distinct_rows"] <= len(frame) // 2
+    # The same rows again (the next chunk of a snapshot): nothing new to explain, same outputs.
+    again, again_column, again_parts = score_frame(loaded, frame, 5, explanations=explanations)
+    assert again_parts["distinct_rows"] == 0
+    np.testing.assert_array_equal(again, probabilities)
+    assert again_column.equals(column)
 
     model = loaded.model
     order = list(model.booster.feature_names or model.spec.columns)
