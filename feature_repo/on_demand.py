@@ -42,8 +42,9 @@ def opportunity_request_features(inputs: pd.DataFrame) -> pd.DataFrame:
     import pandas as pd
 
     low, high = 1_000, 10_000  # list price tier edges, USD
-    engaged = pd.to_datetime(inputs["engage_date"], utc=True)
-    scored = pd.to_datetime(inputs["request_timestamp"], utc=True)
+    # cache=False: pandas' cache heuristic walks thousands of values one by one per call.
+    engaged = pd.to_datetime(inputs["engage_date"], utc=True, cache=False)
+    scored = pd.to_datetime(inputs["request_timestamp"], utc=True, cache=False)
     days = ((scored - engaged).dt.total_seconds() // 86_400).fillna(0).clip(lower=0)
     price = pd.to_numeric(inputs["sales_price"], errors="coerce")
     tier = (price >= low).astype("int64") + (price >= high).astype("int64")

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+import infra.feast_import  # noqa: F401  # before any test module imports Feast
 from infra.settings import Settings
 from tests.support.cli import crm
 from tests.support.stack import (
