@@ -409,10 +409,12 @@ def _keep(
     runs: dict[str, Any],
     n: int,
     sizes: Sequence[int],
+    reuse: bool,
     results: dict[str, Any],
 ) -> None:
-    """Record one size's figures so far and save the file."""
-    runs[str(n)] = results
+    """Record one size's figures so far and save the file. A `--reuse` run replaces the steps
+    it measured again and keeps the size's other steps; a fresh run replaces the size."""
+    runs[str(n)] = {**runs.get(str(n), {}), **results} if reuse else results
     paths[path] = {"profile": PATHS[path], "runs": runs, "growth_ratio": growth(runs)}
     save(paths, sizes)
 
@@ -452,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs: dict[str, Any] = entry.get("runs", {})
         for n in args.opportunities:
             print(f"{path}: {n:,} opportunities", flush=True)
-            keep = functools.partial(_keep, paths, path, runs, n, args.opportunities)
+            keep = functools.partial(_keep, paths, path, runs, n, args.opportunities, args.reuse)
             run_chain(path, n, args.steps, keep, reuse=args.reuse, slot=args.slot)
     save(paths, args.opportunities)
     print(f"written to {RESULTS}")

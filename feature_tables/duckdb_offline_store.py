@@ -21,7 +21,7 @@ its place and is never merged with another, then finds its features by a hash jo
 - a null join key matches nothing: the row stays, its features are null;
 - the projection's join key map, the source's field mapping and `full_feature_names` name the
   columns as Feast does; on-demand views run in Feast's `RetrievalJob.to_arrow`, each on
-  the columns it declares as inputs (`_DeclaredInputs`).
+  the columns it declares as inputs (`DeclaredInputs`).
 
 It reads through the connection of ibis' default DuckDB backend, the one Feast's own store
 reads through, so the lake's in-process S3 secret (`feature_tables.store.use_lake_duckdb`)
@@ -61,6 +61,7 @@ from feast.repo_config import RepoConfig
 from feast.saved_dataset import SavedDatasetStorage
 
 from feature_tables.errors import FeatureTablesError
+from feature_tables.on_demand_inputs import DeclaredInputs
 from infra.duck import sql_literal
 
 # Temporary column names inside the query (no feature or key of the repo may use them).
@@ -175,7 +176,7 @@ class CRMDuckDBRetrievalJob(RetrievalJob):
     @property
     def on_demand_feature_views(self) -> list[OnDemandFeatureView]:
         # Feast's `to_arrow` runs them on the joined table; each sees only its declared inputs.
-        return [_DeclaredInputs(odfv) for odfv in self._on_demand_feature_views]  # type: ignore[misc]
+        return [DeclaredInputs(odfv) for odfv in self._on_demand_feature_views]  # type: ignore[misc]
 
     @property
     def metadata(self) -> RetrievalMetadata | None:
@@ -247,31 +248,6 @@ class CRMDuckDBRetrievalJob(RetrievalJob):
             "overwrite",
             allow_overwrite,
         )
-
-
-class _DeclaredInputs:
-    """An on-demand view that is handed only the columns it declares as inputs: its request
-    sources' fields and its source views' features (full and short names, as Feast's
-    `_preprocess_arrow_table` looks them up). Feast passes the whole joined table, which a
-    pandas-mode view converts to pandas first: for the examples (85 columns) that conversion was
-    ~6 s of the 1M point-in-time step, for a transformation that reads three columns. Everything
-    else (name, projection, features) is the view's own."""
-
-    def __init__(self, view: OnDemandFeatureView) -> None:
-        self._view = view
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._view, name)
-
-    def transform_arrow(self, table: pa.Table, full_feature_names: bool = False) -> pa.Table:
-        declared = set(self._view.get_request_data_schema())
-        for projection in self._view.source_feature_view_projections.values():
-            for feature in projection.features:
-                declared |= {f"{projection.name}__{feature.name}", feature.name}
-        inputs = [column for column in table.column_names if column in declared]
-        if inputs:  # a view without inputs gets the table as Feast would give it
-            table = table.select(inputs)
-        return self._view.transform_arrow(table, full_feature_names)
 
 
 def _microseconds(table: pa.Table) -> pa.Table:
