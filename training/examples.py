@@ -73,7 +73,9 @@ def entity_frame(
     *,
     step_days: int | None = STEP_DAYS,
 ) -> pd.DataFrame:
-    """One row per (closed deal, as-of day): engage day + k * step_days, before the close day.
+    """One row per (closed deal, as-of day): engage day + k * step_days, before the close day,
+    in (as-of time, deal id) order: the order of the examples (`write_examples` joins them in
+    chunks of that order).
 
     With `accounts` (the validated accounts table) each row also gets its account's `sector`,
     the join key of `product_sector_daily_stats`; closed deals always have an account.
@@ -93,12 +95,21 @@ def entity_frame(
     repeat = np.repeat(np.arange(len(deals)), steps)
     k = np.arange(len(repeat)) - np.repeat(np.cumsum(steps) - steps, steps)
     as_of = engage[repeat] + (k * (step_days or 0)).astype("timedelta64[D]")
+    before_close = as_of < close[repeat]
+    repeat, as_of = repeat[before_close], as_of[before_close]
+    # The rows' order is chosen before any column is built (a sort of the built frame copied
+    # every column again: ~3 s at 1.9M rows): by time, then by the deal id's rank among deals.
+    id_rank = np.empty(len(deals), dtype=np.int64)
+    id_rank[pc.sort_indices(pa.array(deals[OPPORTUNITY_ID].to_numpy())).to_numpy()] = np.arange(
+        len(deals)
+    )
+    order = np.lexsort((id_rank[repeat], as_of.astype("int64")))
+    repeat, as_of = repeat[order], as_of[order]
     frame = pd.DataFrame({key: deals[key].to_numpy()[repeat] for key in DEAL_ROW_KEYS})
     frame[TIMESTAMP] = pd.to_datetime(as_of, utc=True)
     frame[LABEL] = (deals["deal_stage"].to_numpy()[repeat] == WON).astype("int64")
     frame[LABEL_TIMESTAMP] = pd.to_datetime(close[repeat], utc=True)
     frame["engage_date"] = pd.to_datetime(engage[repeat], utc=True)
-    frame = frame[frame[TIMESTAMP] < frame[LABEL_TIMESTAMP]].reset_index(drop=True)
     frame["request_timestamp"] = frame[TIMESTAMP]
     if accounts is not None:
         sectors = accounts.drop_duplicates(ACCOUNT).set_index(ACCOUNT)[SECTOR]
@@ -317,11 +328,7 @@ def write_examples(
     gives the rows of one join. Returns the lineage with an empty frame of the file's columns.
     """
     inputs = _inputs(settings, snapshot, step_days, store, feature_service)
-    entities = inputs.entities
-    keys = pa.Table.from_pandas(entities[[TIMESTAMP, OPPORTUNITY_ID]], preserve_index=False)
-    # Arrow's sort: pandas' on a string column took ~10 s for 1.9M rows.
-    order = pc.sort_indices(keys, [(TIMESTAMP, "ascending"), (OPPORTUNITY_ID, "ascending")])
-    entities = entities.take(order.to_numpy()).reset_index(drop=True)
+    entities = inputs.entities  # in (time, id) order already (entity_frame)
     inputs.entities = entities.iloc[:0]
     schema: pa.Schema | None = None
     temporary = path.with_name(f".{path.name}.tmp")
