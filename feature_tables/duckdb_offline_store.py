@@ -164,7 +164,8 @@ class CRMDuckDBRetrievalJob(RetrievalJob):
         self._entities = entities
         self._entity_ts = entity_ts
         self._joins = joins
-        self._on_demand_feature_views = odfvs
+        # Feast's `to_arrow` runs them on the joined table; each sees only its declared inputs.
+        self._on_demand_feature_views = [DeclaredInputs(odfv) for odfv in odfvs]
         self._full_feature_names = full_feature_names
         self._metadata = metadata
         self._repo_path = repo_path
@@ -175,8 +176,7 @@ class CRMDuckDBRetrievalJob(RetrievalJob):
 
     @property
     def on_demand_feature_views(self) -> list[OnDemandFeatureView]:
-        # Feast's `to_arrow` runs them on the joined table; each sees only its declared inputs.
-        return [DeclaredInputs(odfv) for odfv in self._on_demand_feature_views]  # type: ignore[misc]
+        return self._on_demand_feature_views  # type: ignore[return-value]
 
     @property
     def metadata(self) -> RetrievalMetadata | None:

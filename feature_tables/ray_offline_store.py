@@ -160,7 +160,6 @@ class CRMRayOfflineStore(RayOfflineStore):
             staging_location=config.offline_store.storage_path,
             config=config.offline_store,
         )
-        job._prefer_ray_datasets = False  # the result is a frame on the driver already
         job._full_feature_names = full_feature_names
         # Each on-demand view sees its declared inputs, not the whole joined table.
         job._on_demand_feature_views = [DeclaredInputs(odfv) for odfv in odfvs]  # type: ignore[misc]
@@ -341,6 +340,10 @@ class _DriverFrameJob(RayRetrievalJob):
     before converting it to Arrow: two more copies of every chunk of examples, through the
     object store (the 1M point-in-time step peaked at 2.3 GB). Here the frame goes to Arrow
     as it is, with the same dtype normalisation."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._prefer_ray_datasets = False  # `to_df` reads the frame, not a Ray dataset of it
 
     def _to_df_internal(self, timeout: int | None = None) -> pd.DataFrame:
         result = self._resolve()

@@ -7,22 +7,14 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = (
-    "crm",
-    "bench",
-    "flows",
-    "monitoring",
-    "serving",
-    "training",
-    "feature_tables",
-    "feature_repo",
-    "validation",
-    "ingestion",
-    "infra",
-)
+# Our top-level packages, as import-linter's contracts name them.
+PACKAGES = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"][
+    "root_packages"
+]
 
 
 def _imports_feast(path: Path) -> bool:
